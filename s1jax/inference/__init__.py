@@ -1,0 +1,1 @@
+"""s1jax.inference"""
