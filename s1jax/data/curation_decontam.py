@@ -1,0 +1,140 @@
+"""Decontamination: drop pool questions that share any word 8-gram with an evaluation question.
+
+s1 decontaminated its 59K pool against MATH500, GPQA Diamond and AIME24 with 8-grams (Section 2.1). A single shared
+8-gram of normalised words is enough to drop a row: it catches copies with different LaTeX spacing, case or
+punctuation and light paraphrases that keep one long span. All eval 8-grams go into one hash set, so checking a
+pool row costs O(words in the row).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from s1jax.data.curation_quality import Drop, field_text
+from s1jax.data.curation_text import normalize_words, word_ngrams
+
+__all__ = ["read_eval_questions", "load_eval_questions", "build_ngram_index", "decontaminate"]
+
+_QUESTION_KEYS = ("problem", "question", "Question", "prompt")
+
+
+def _question_of(item: Any) -> str | None:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict):
+        for key in _QUESTION_KEYS:
+            if item.get(key):
+                return str(item[key])
+        return None
+    for key in _QUESTION_KEYS:
+        value = getattr(item, key, None)
+        if value:
+            return str(value)
+    return None
+
+
+def read_eval_questions(path: str) -> list[str]:
+    """Questions from a local ``.jsonl`` / ``.json`` / ``.parquet`` file (fields ``problem`` or ``question``)."""
+    if not os.path.isfile(path):
+        raise ValueError(f"decontamination eval file not found: {path!r}")
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        items: list[Any] = pq.read_table(path).to_pylist()
+    elif path.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as f:
+            items = [json.loads(line) for line in f if line.strip()]
+    elif path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        items = data if isinstance(data, list) else data.get("data", data.get("rows", []))
+    else:
+        raise ValueError(f"decontamination eval file {path!r}: expected .jsonl, .json or .parquet")
+    questions = [q for q in (_question_of(it) for it in items) if q]
+    if not questions:
+        raise ValueError(f"decontamination eval file {path!r} has no 'problem'/'question' field in any row")
+    return questions
+
+
+def _from_benchmarks_module(name: str) -> list[str] | None:
+    """Questions from ``s1jax.eval.benchmarks.load_benchmark(name)`` when that module exists, else None."""
+    try:
+        module = importlib.import_module("s1jax.eval.benchmarks")
+    except ImportError:
+        return None
+    loader = getattr(module, "load_benchmark", None)
+    if loader is None:
+        return None
+    try:
+        items = loader(name)
+    except Exception:  # noqa: BLE001 - unavailable offline or unknown name: fall back to local files
+        return None
+    questions = [q for q in (_question_of(it) for it in items) if q]
+    return questions or None
+
+
+def load_eval_questions(eval_sets: Iterable[str], data_dir: str = "", skip_missing: bool = False) -> tuple[dict[str, int], list[str]]:
+    """Resolve each eval set (a file path, or a benchmark name like ``aime24``) to its questions.
+
+    A name is looked up in ``s1jax.eval.benchmarks`` first, then as ``{data_dir}/{name}.jsonl`` (or .parquet/.json).
+    Returns ({set: number of questions}, all questions). A set that cannot be found raises, unless ``skip_missing``
+    (then it is reported with count -1), because silently skipping decontamination would inflate eval scores.
+    """
+    counts: dict[str, int] = {}
+    questions: list[str] = []
+    for spec in eval_sets:
+        found: list[str] | None = None
+        if os.path.isfile(spec):
+            found = read_eval_questions(spec)
+        else:
+            for ext in (".jsonl", ".parquet", ".json"):
+                candidate = os.path.join(data_dir, spec + ext) if data_dir else ""
+                if candidate and os.path.isfile(candidate):
+                    found = read_eval_questions(candidate)
+                    break
+            if found is None:
+                found = _from_benchmarks_module(spec)
+        if found is None:
+            if skip_missing:
+                counts[spec] = -1
+                continue
+            raise ValueError(
+                f"decontamination eval set {spec!r} not found: not a file, not {data_dir or '<data_dir>'}/{spec}.jsonl, "
+                "and s1jax.eval.benchmarks could not load it (set decontam.skip_missing=True to continue without it)"
+            )
+        counts[spec] = len(found)
+        questions.extend(found)
+    return counts, questions
+
+
+def build_ngram_index(questions: Iterable[str], n: int = 8) -> set[tuple[str, ...]]:
+    """All normalised word n-grams of the eval questions (questions shorter than n contribute themselves whole)."""
+    index: set[tuple[str, ...]] = set()
+    for q in questions:
+        index.update(word_ngrams(normalize_words(q), n))
+    return index
+
+
+def decontaminate(
+    rows: Sequence[dict[str, Any]], index: set[tuple[str, ...]], n: int = 8, fields: Sequence[str] = ("question",)
+) -> tuple[list[dict[str, Any]], list[Drop]]:
+    """Drop rows with any n-gram of ``fields`` in ``index``; the detail shows the first overlapping n-gram."""
+    kept: list[dict[str, Any]] = []
+    drops: list[Drop] = []
+    for row in rows:
+        hit = None
+        for field in fields:
+            words = normalize_words(field_text(row, field))
+            if len(words) < n:
+                continue  # too short to share an n-gram; whole-text matches of short evals are exact_duplicate's job
+            hit = next((g for g in word_ngrams(words, n) if g in index), None)
+            if hit is not None:
+                drops.append(Drop(row["_row_id"], "decontamination", "eval_ngram_overlap", f"{field}: {' '.join(hit)!r}"))
+                break
+        if hit is None:
+            kept.append(row)
+    return kept, drops

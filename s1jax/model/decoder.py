@@ -1,0 +1,252 @@
+"""Llama-family decoder (Qwen2/Qwen2.5, Llama, SmolLM2) in Flax Linen.
+
+Parameter names follow the Hugging Face module tree (``embed_tokens``, ``layers.self_attn.q_proj`` ...) so the
+weight maps stay one-to-one, and every parameter carries logical axis names (``vocab``, ``embed``, ``heads``,
+``kv_heads``, ``head_dim``, ``mlp``, ``layers``) that ``s1jax.sharding`` maps onto the mesh. The layer stack is one
+``nn.scan`` so compile time does not grow with depth, optionally rematerialised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from s1jax.model.config import ModelConfig
+from s1jax.model.kv_cache import KVCache, cache_attention_mask, write_layer
+
+__all__ = ["Decoder", "rope_cos_sin", "REMAT_POLICIES"]
+
+Array = jax.Array
+
+REMAT_POLICIES = {
+    "none": None,
+    "full": jax.checkpoint_policies.nothing_saveable,
+    "dots": jax.checkpoint_policies.checkpoint_dots,
+    "dots_no_batch": jax.checkpoint_policies.dots_with_no_batch_dims_saveable,
+}
+
+
+def _init(axes: tuple[str, ...], base=nn.initializers.normal(0.02)):
+    return nn.with_logical_partitioning(base, axes)
+
+
+def rope_cos_sin(positions: Array, head_dim: int, theta: float) -> tuple[Array, Array]:
+    """HF rotate-half RoPE tables. positions: [batch, seq] -> cos, sin: [batch, seq, head_dim] (fp32)."""
+    inv_freq = 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))  # [head_dim/2]
+    freqs = positions.astype(jnp.float32)[..., None] * inv_freq  # [batch, seq, head_dim/2]
+    emb = jnp.concatenate([freqs, freqs], axis=-1)  # [batch, seq, head_dim]
+    return jnp.cos(emb), jnp.sin(emb)
+
+
+def _apply_rope(x: Array, cos: Array, sin: Array) -> Array:
+    """x: [batch, seq, heads, head_dim]; rotation computed in fp32, returned in x's dtype (as HF does)."""
+    half = x.shape[-1] // 2
+    x32 = x.astype(jnp.float32)
+    rotated = jnp.concatenate([-x32[..., half:], x32[..., :half]], axis=-1)
+    return (x32 * cos[:, :, None, :] + rotated * sin[:, :, None, :]).astype(x.dtype)
+
+
+class RMSNorm(nn.Module):
+    eps: float
+    dtype: Any
+    param_dtype: Any
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        scale = self.param("scale", _init(("embed",), nn.initializers.ones), (x.shape[-1],), self.param_dtype)
+        x32 = x.astype(jnp.float32)
+        normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+        return scale.astype(self.dtype) * normed.astype(self.dtype)
+
+
+class Attention(nn.Module):
+    config: ModelConfig
+    dtype: Any
+    param_dtype: Any
+    attention_impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, cos, sin, mask, layer_kv, cache_index):
+        c = self.config
+
+        def proj(name: str, heads: int, heads_axis: str, bias: bool):
+            return nn.DenseGeneral(
+                features=(heads, c.head_dim),
+                use_bias=bias,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                kernel_init=_init(("embed", heads_axis, "head_dim")),
+                bias_init=_init((heads_axis, "head_dim"), nn.initializers.zeros),
+                name=name,
+            )(x)
+
+        q = proj("q_proj", c.num_heads, "heads", c.attention_bias)  # [batch, seq, heads, head_dim]
+        k = proj("k_proj", c.num_kv_heads, "kv_heads", c.attention_bias)  # [batch, seq, kv_heads, head_dim]
+        v = proj("v_proj", c.num_kv_heads, "kv_heads", c.attention_bias)
+        q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
+
+        new_kv = None
+        if layer_kv is not None:
+            k_all, v_all = write_layer(layer_kv[0], layer_kv[1], k, v, cache_index)  # [batch, max_len, kv, hd]
+            new_kv = (k_all, v_all)
+            k, v = k_all.astype(self.dtype), v_all.astype(self.dtype)
+
+        out = jax.nn.dot_product_attention(
+            q, k, v, mask=mask, is_causal=mask is None, implementation=self.attention_impl
+        )  # [batch, seq, heads, head_dim]
+        out = nn.DenseGeneral(
+            features=c.hidden_size,
+            axis=(-2, -1),
+            use_bias=False,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            kernel_init=_init(("heads", "head_dim", "embed")),
+            name="o_proj",
+        )(out)
+        return out, new_kv
+
+
+class MLP(nn.Module):
+    config: ModelConfig
+    dtype: Any
+    param_dtype: Any
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        c = self.config
+
+        def dense(name: str, features: int, axes: tuple[str, str]):
+            return nn.Dense(
+                features,
+                use_bias=c.mlp_bias,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                kernel_init=_init(axes),
+                bias_init=_init(axes[1:], nn.initializers.zeros),
+                name=name,
+            )
+
+        gate = dense("gate_proj", c.intermediate_size, ("embed", "mlp"))(x)  # [batch, seq, mlp]
+        up = dense("up_proj", c.intermediate_size, ("embed", "mlp"))(x)
+        return dense("down_proj", c.hidden_size, ("mlp", "embed"))(nn.silu(gate) * up)
+
+
+class DecoderLayer(nn.Module):
+    """One pre-norm block; signature ``(carry, per_layer_kv, *broadcast) -> (carry, new_kv)`` for ``nn.scan``."""
+
+    config: ModelConfig
+    dtype: Any
+    param_dtype: Any
+    attention_impl: str | None = None
+
+    @nn.compact
+    def __call__(self, x, layer_kv, cos, sin, mask, cache_index):
+        c = self.config
+        h = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype, name="input_layernorm")(x)
+        attn, new_kv = Attention(c, self.dtype, self.param_dtype, self.attention_impl, name="self_attn")(
+            h, cos, sin, mask, layer_kv, cache_index
+        )
+        x = x + attn
+        h = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype, name="post_attention_layernorm")(x)
+        x = x + MLP(c, self.dtype, self.param_dtype, name="mlp")(h)
+        x = nn.with_logical_constraint(x, ("activation_batch", "activation_length", "activation_embed"))
+        return x, new_kv
+
+
+class Decoder(nn.Module):
+    """The causal LM. ``__call__`` returns ``(logits or hidden, new_cache)``.
+
+    Without a cache it is a full forward pass: pure causal attention when ``attention_mask`` and ``segment_ids``
+    are None (the fast path for right-padded training batches), else causal & key-valid & same-segment. With a
+    cache the new tokens are written at ``cache.index`` and attend to every valid slot at or before their own.
+    """
+
+    config: ModelConfig
+    dtype: Any = jnp.float32
+    param_dtype: Any = jnp.float32
+    remat_policy: str = "none"
+    attention_impl: str | None = None  # None/"xla" or "cudnn" (flash attention on NVIDIA GPUs)
+
+    def setup(self) -> None:
+        c = self.config
+        self.embed_tokens = nn.Embed(
+            c.vocab_size,
+            c.hidden_size,
+            dtype=self.dtype,
+            param_dtype=self.param_dtype,
+            embedding_init=_init(("vocab", "embed")),
+        )
+        layer_cls = DecoderLayer
+        if self.remat_policy not in REMAT_POLICIES:
+            raise ValueError(f"unknown remat_policy {self.remat_policy!r}; choose from {sorted(REMAT_POLICIES)}")
+        if self.remat_policy != "none":
+            layer_cls = nn.remat(layer_cls, policy=REMAT_POLICIES[self.remat_policy], prevent_cse=False)
+        self.layers = nn.scan(
+            layer_cls,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+            length=c.num_layers,
+            metadata_params={nn.PARTITION_NAME: "layers"},
+        )(c, self.dtype, self.param_dtype, self.attention_impl)
+        self.norm = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype)
+        if not c.tie_word_embeddings:
+            self.lm_head = nn.Dense(
+                c.vocab_size,
+                use_bias=False,
+                dtype=self.dtype,
+                param_dtype=self.param_dtype,
+                kernel_init=_init(("embed", "vocab")),
+            )
+
+    def __call__(
+        self,
+        input_ids: Array,  # [batch, seq] int32
+        positions: Array,  # [batch, seq] int32, RoPE positions
+        attention_mask: Array | None = None,  # [batch, seq]: 1 for real tokens
+        segment_ids: Array | None = None,  # [batch, seq]: packed-example ids, 0 = padding
+        cache: KVCache | None = None,
+        return_hidden: bool = False,
+    ) -> tuple[Array, KVCache | None]:
+        x = self.embed_tokens(input_ids)  # [batch, seq, embed]
+        x = nn.with_logical_constraint(x, ("activation_batch", "activation_length", "activation_embed"))
+        cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta)
+
+        if cache is not None:
+            token_mask = jnp.ones(input_ids.shape, jnp.bool_) if attention_mask is None else attention_mask.astype(bool)
+            valid, mask = cache_attention_mask(cache, token_mask)
+            x, (k, v) = self.layers(x, (cache.k, cache.v), cos, sin, mask, cache.index)
+            new_cache = KVCache(k=k, v=v, valid=valid, index=cache.index + input_ids.shape[1])
+        else:
+            mask = _full_mask(attention_mask, segment_ids)
+            x, _ = self.layers(x, None, cos, sin, mask, jnp.zeros((), jnp.int32))
+            new_cache = None
+
+        x = self.norm(x)  # [batch, seq, embed]
+        if return_hidden:
+            return x, new_cache
+        return self.logits(x), new_cache
+
+    def logits(self, hidden: Array) -> Array:
+        """[batch, seq, embed] -> fp32 logits [batch, seq, vocab]."""
+        if self.config.tie_word_embeddings:
+            out = self.embed_tokens.attend(hidden)
+        else:
+            out = self.lm_head(hidden)
+        return out.astype(jnp.float32)
+
+
+def _full_mask(attention_mask: Array | None, segment_ids: Array | None) -> Array | None:
+    """[batch, 1, seq, seq] bool mask, or None for pure causal attention."""
+    if attention_mask is None and segment_ids is None:
+        return None
+    if segment_ids is None:
+        segment_ids = attention_mask.astype(jnp.int32)
+    seq = segment_ids.shape[1]
+    causal = jnp.tril(jnp.ones((seq, seq), jnp.bool_))
+    same = segment_ids[:, :, None] == segment_ids[:, None, :]  # [batch, q, k]
+    key_valid = (segment_ids > 0)[:, None, :]
+    return (causal[None] & same & key_valid)[:, None, :, :]
