@@ -192,8 +192,9 @@ class _SPMBackend:
     """SentencePiece processor with HF-style handling of control tokens written in text.
 
     SentencePiece itself never turns ``"</s>"`` in text into the control id, so text is split on control pieces
-    first. Segments after a special token are encoded without SentencePiece's dummy-prefix space (the non-legacy
-    behaviour of HF's Llama tokenizer): ``"<|im_start|>user"`` must not become ``<|im_start|> ▁user``.
+    first (user-defined pieces, e.g. ``<|im_start|>`` added at training time, it matches natively). Each text segment
+    is then encoded on its own, with SentencePiece's dummy-prefix space, which is what llama.cpp does for SPM
+    vocabularies (a space is prefixed after every special token), so ``.model`` and ``.gguf`` files agree.
     """
 
     def __init__(self, path: pathlib.Path) -> None:
@@ -203,7 +204,8 @@ class _SPMBackend:
         n = self.sp.get_piece_size()
         self.specials: dict[str, int] = {}
         for i in range(n):
-            if self.sp.is_control(i) or self.sp.is_user_defined(i):
+            # User-defined pieces need no help: SentencePiece matches them in text itself.
+            if self.sp.is_control(i):
                 piece = self.sp.id_to_piece(i)
                 if piece:
                     self.specials[piece] = i
@@ -213,28 +215,18 @@ class _SPMBackend:
             if self.specials
             else None
         )
-        # The HF trick for encoding a segment without the dummy prefix: prepend the unk piece, drop its ids.
-        self._unk_piece = self.sp.id_to_piece(self.sp.unk_id()) if self.sp.unk_id() >= 0 else "<unk>"
-        self._unk_len = len(self.sp.encode(self._unk_piece))
-
-    def _encode_segment(self, seg: str, first: bool) -> list[int]:
-        if first:
-            return list(self.sp.encode(seg))
-        return list(self.sp.encode(self._unk_piece + seg))[self._unk_len :]
 
     def encode(self, text: str) -> list[int]:
         if self._split_re is None:
             return list(self.sp.encode(text))
         ids: list[int] = []
-        first = True
         for part in self._split_re.split(text):
             if not part:
                 continue
             if part in self.specials:
                 ids.append(self.specials[part])
             else:
-                ids.extend(self._encode_segment(part, first))
-            first = False
+                ids.extend(self.sp.encode(part))
         return ids
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
@@ -453,6 +445,9 @@ _GGUF_SPLITS = {
     "smaug-bpe": _LLAMA3_SPLIT,
 }
 
+# llama.cpp pre-tokenizers that isolate each digit (regex "\p{N}") before the GPT-2 split.
+_GGUF_DIGIT_PRES = frozenset({"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"})
+
 
 def _gguf_metadata(path: pathlib.Path) -> dict[str, Any]:
     from gguf import GGUFReader
@@ -485,7 +480,7 @@ def _spm_merges(tokens: Sequence[str], scores: Sequence[float], usable: set[str]
 
 
 def _load_gguf(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
-    from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
 
     meta = _gguf_metadata(path)
@@ -513,8 +508,9 @@ def _load_gguf(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
                     pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
                 ]
             )
-        elif pre is not None and pre.startswith("smollm"):
-            # llama.cpp's SMOLLM pre-tokenizer (and SmolLM2's own tokenizer.json): isolate every digit, then GPT-2.
+        elif pre in _GGUF_DIGIT_PRES:
+            # llama.cpp's SMOLLM (& co.) pre-tokenizer, and SmolLM2's own tokenizer.json: isolate every digit, then
+            # GPT-2. transformers' GGUF loader skips the digit step, so "x  2" differs there ("Ġ","Ġ","2" vs "ĠĠ","2").
             tok.pre_tokenizer = pre_tokenizers.Sequence(
                 [
                     pre_tokenizers.Digits(individual_digits=True),
@@ -533,9 +529,12 @@ def _load_gguf(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
         merges = _spm_merges(tokens, scores, usable)
         tok = HFTokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
         add_prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
-        tok.pre_tokenizer = pre_tokenizers.Metaspace(
-            replacement="\u2581", prepend_scheme="first" if add_prefix else "never", split=False
-        )
+        # llama.cpp's SPM path: escape spaces as U+2581 and (add_space_prefix) prefix one to every raw-text fragment,
+        # also after special tokens and also when the text already starts with a space. A normalizer does exactly
+        # that, since tokenizers applies it to each segment between added tokens. (Metaspace would skip the prefix
+        # on text that starts with a space, and lose that space on decode.)
+        steps_n = [normalizers.Prepend("\u2581")] if add_prefix else []
+        tok.normalizer = normalizers.Sequence([*steps_n, normalizers.Replace(" ", "\u2581")])
         steps = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
         if add_prefix:
             steps.append(decoders.Strip(" ", 1, 0))
