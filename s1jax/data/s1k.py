@@ -1,0 +1,319 @@
+"""s1K / s1K-1.1 / local files -> tokenized SFT examples with assistant-only loss masks.
+
+Pipeline: :func:`load_s1k_rows` normalises any supported source to rows ``{question, thinking, attempt}`` (or
+``{text}`` for pre-rendered s1K_tokenized-style data); :func:`tokenize_examples` renders them with the tokenizer's
+:class:`~s1jax.tokenizer.ChatFormat` exactly like s1's ``data/tokenization.py`` and marks the loss on the assistant
+turn only; :class:`s1jax.data.batching.SFTBatcher` turns examples into deterministic, resumable batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from s1jax.tokenizer import Tokenizer
+
+__all__ = ["Example", "SFTBatcher", "TokenizeStats", "load_s1k_rows", "render_rows", "tokenize_examples"]
+
+
+def __getattr__(name: str) -> Any:
+    # SFTBatcher lives in batching.py (which imports Example from here); re-exported lazily to avoid a cycle.
+    if name == "SFTBatcher":
+        from s1jax.data.batching import SFTBatcher
+
+        return SFTBatcher
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+_LOCAL_SUFFIXES = (".parquet", ".jsonl", ".json")
+
+# Column pairs (thinking, attempt) per trace source. s1K's original columns hold the Gemini traces.
+_TRACE_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "gemini": [("gemini_thinking_trajectory", "gemini_attempt"), ("thinking_trajectories", "attempt")],
+    "deepseek": [("deepseek_thinking_trajectory", "deepseek_attempt")],
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _read_local_file(path: pathlib.Path) -> list[dict[str, Any]]:
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    text = path.read_text(encoding="utf-8")
+    if suffix == ".json":
+        stripped = text.lstrip()
+        if stripped.startswith("["):
+            data = json.loads(text)
+            if not all(isinstance(r, dict) for r in data):
+                raise ValueError(f"{path}: expected a JSON list of objects")
+            return data
+        if stripped.startswith("{"):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                data = None  # several objects: JSON lines under a .json name
+            if isinstance(data, dict):
+                # {"train": [...]} / {"data": [...]}: the first list of records.
+                for value in data.values():
+                    if isinstance(value, list) and all(isinstance(r, dict) for r in value):
+                        return value
+                return [data]
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: invalid JSON line: {e}") from None
+    return rows
+
+
+def _read_source(source: str | pathlib.Path, split: str) -> tuple[list[dict[str, Any]], str]:
+    path = pathlib.Path(source).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _LOCAL_SUFFIXES)
+        # A split-named file wins in a directory holding several splits (train.parquet, test.parquet).
+        named = [p for p in files if p.stem == split or p.stem.startswith(f"{split}-")]
+        files = named or files
+        if not files:
+            raise ValueError(f"no .parquet/.jsonl/.json files in directory {path}")
+        rows: list[dict[str, Any]] = []
+        for f in files:
+            rows.extend(_read_local_file(f))
+        return rows, str(path)
+    if path.is_file():
+        if path.suffix.lower() not in _LOCAL_SUFFIXES:
+            raise ValueError(f"unsupported data file {path}: expected .parquet, .jsonl or .json")
+        return _read_local_file(path), str(path)
+    if str(source).startswith((".", "/", "~")) or path.suffix.lower() in _LOCAL_SUFFIXES:
+        raise FileNotFoundError(f"data source not found: {path}")
+    # A hub dataset name (simplescaling/s1K, simplescaling/s1K-1.1, ...).
+    import datasets
+
+    ds = datasets.load_dataset(str(source), split=split)
+    return ds.to_list(), str(source)
+
+
+def _join_thinking(value: Any, where: str) -> str:
+    """s1K stores ``thinking_trajectories`` as list[str] (joined with newlines, as s1 does); s1K-1.1 as str."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        return "\n".join(str(v) for v in value)
+    raise ValueError(f"{where}: thinking trace must be a string or a list of strings, got {type(value).__name__}")
+
+
+def _pick_trace_columns(columns: set[str], trace: str | None, source: str) -> tuple[str, str]:
+    present = sorted(columns)
+    if trace is None:
+        # s1.1's recipe trains on DeepSeek-R1 traces; plain s1K only has the Gemini ones.
+        for name in ("deepseek", "gemini"):
+            for think_col, attempt_col in _TRACE_COLUMNS[name]:
+                if think_col in columns and attempt_col in columns:
+                    return think_col, attempt_col
+        raise ValueError(
+            f"{source}: no thinking/attempt columns found (need thinking_trajectories+attempt, "
+            f"gemini_thinking_trajectory+gemini_attempt or deepseek_thinking_trajectory+deepseek_attempt, "
+            f"or a pre-rendered 'text' column); columns present: {present}"
+        )
+    if trace not in _TRACE_COLUMNS:
+        raise ValueError(f"trace must be 'gemini', 'deepseek' or None, got {trace!r}")
+    for think_col, attempt_col in _TRACE_COLUMNS[trace]:
+        if think_col in columns and attempt_col in columns:
+            return think_col, attempt_col
+    think_col, attempt_col = _TRACE_COLUMNS[trace][0]
+    missing = [c for c in (think_col, attempt_col) if c not in columns]
+    raise ValueError(f"{source}: trace={trace!r} needs missing column(s) {missing}; columns present: {present}")
+
+
+def load_s1k_rows(
+    source: str | pathlib.Path,
+    *,
+    trace: Literal["gemini", "deepseek"] | None = None,
+    split: str = "train",
+) -> list[dict[str, str]]:
+    """Load s1K-style data and normalise it to ``{"question", "thinking", "attempt"}`` rows.
+
+    ``source``: a hub dataset name (loaded with ``datasets.load_dataset``), or a local ``.parquet``/``.jsonl``/``.json``
+    file or directory of them. ``trace`` picks s1K-1.1's Gemini or DeepSeek columns; ``None`` takes DeepSeek where
+    present (the s1.1 recipe), else s1K's ``thinking_trajectories``. Data with a ``text`` column and no ``question``
+    (s1K_tokenized style, already rendered) comes back as ``{"text"}`` rows.
+    """
+    raw, name = _read_source(source, split)
+    if not raw:
+        raise ValueError(f"{name}: dataset is empty (0 rows)")
+    columns = set(raw[0].keys())
+    if "text" in columns and "question" not in columns:
+        out = []
+        for i, r in enumerate(raw):
+            text = r.get("text")
+            if not isinstance(text, str):
+                raise ValueError(f"{name} row {i}: 'text' must be a string, got {type(text).__name__}")
+            out.append({"text": text})
+        return out
+    if "question" not in columns:
+        raise ValueError(f"{name}: missing column(s) ['question']; columns present: {sorted(columns)}")
+    think_col, attempt_col = _pick_trace_columns(columns, trace, name)
+    rows: list[dict[str, str]] = []
+    for i, r in enumerate(raw):
+        where = f"{name} row {i}"
+        missing = [c for c in ("question", think_col, attempt_col) if r.get(c) is None]
+        if missing:
+            raise ValueError(f"{where}: missing value(s) for column(s) {missing}")
+        rows.append(
+            {
+                "question": str(r["question"]),
+                "thinking": _join_thinking(r[think_col], where),
+                "attempt": str(r[attempt_col]),
+            }
+        )
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Tokenization
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Example:
+    """One tokenized SFT example.
+
+    ``loss_mask[t]`` is True where token ``t`` is a training target (a completion token). The train step computes the
+    loss of ``logits[t - 1]`` against ``input_ids[t]`` weighted by ``loss_mask[t]``.
+    """
+
+    input_ids: np.ndarray  # int32 [L]
+    loss_mask: np.ndarray  # bool [L]
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+@dataclasses.dataclass
+class TokenizeStats:
+    """What tokenization did to the dataset; logged at the start of training."""
+
+    total: int = 0  # rows in
+    kept: int = 0  # examples out
+    truncated: int = 0  # kept, but cut to block_size
+    dropped_overlong: int = 0  # overlong="drop": longer than block_size
+    dropped_no_loss: int = 0  # prompt alone fills block_size: no target tokens left
+    tokens: int = 0  # tokens in kept examples
+    loss_tokens: int = 0  # target tokens in kept examples
+    max_length: int = 0  # longest kept example
+    max_untruncated_length: int = 0  # longest example before truncation
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_overlong + self.dropped_no_loss
+
+    def as_dict(self) -> dict[str, int]:
+        return {**dataclasses.asdict(self), "dropped": self.dropped}
+
+
+def _split_rendered(text: str, header: str, where: str) -> tuple[str, str]:
+    """Split a pre-rendered chat text after the first assistant header: s1's SFT collator trains on what follows
+    ``<|im_start|>assistant\\n``."""
+    idx = text.find(header)
+    if idx < 0:
+        raise ValueError(f"{where}: pre-rendered text has no assistant header {header!r}")
+    cut = idx + len(header)
+    return text[:cut], text[cut:]
+
+
+def render_rows(
+    rows: Sequence[Mapping[str, Any]], tokenizer: Tokenizer, *, system: str | None = None
+) -> list[tuple[str, str]]:
+    """``(prompt, completion)`` strings for each row, via the tokenizer's chat format."""
+    chat = tokenizer.chat
+    pairs: list[tuple[str, str]] = []
+    for i, r in enumerate(rows):
+        if "text" in r and "question" not in r:
+            pairs.append(_split_rendered(str(r["text"]), chat.assistant_start, f"row {i}"))
+        else:
+            missing = [c for c in ("question", "thinking", "attempt") if c not in r]
+            if missing:
+                raise ValueError(f"row {i}: missing key(s) {missing}; keys present: {sorted(r)}")
+            pairs.append(chat.render_training(str(r["question"]), str(r["thinking"]), str(r["attempt"]), system))
+    return pairs
+
+
+def tokenize_examples(
+    rows: Iterable[Mapping[str, Any]],
+    tokenizer: Tokenizer,
+    *,
+    block_size: int,
+    overlong: Literal["truncate", "drop"] = "truncate",
+    system: str | None = None,
+) -> tuple[list[Example], TokenizeStats]:
+    """Tokenize rows into examples whose loss covers the assistant turn only.
+
+    Prompt and completion are tokenized separately and concatenated. With ChatML the result equals tokenizing the
+    joined string (the completion starts with a special token), but splitting makes the mask boundary exact for any
+    chat format or pre-rendered text: a BPE merge can never straddle it, so every target token comes from the
+    completion and no prompt token is trained on.
+
+    ``overlong="truncate"`` (s1's behaviour: the trainer cuts at block_size) keeps the first ``block_size`` tokens;
+    ``"drop"`` discards longer examples. An example whose prompt alone fills the block has no targets and is
+    dropped either way; if nothing is left a ValueError says block_size is too small.
+    """
+    if block_size < 2:
+        raise ValueError(f"block_size must be >= 2, got {block_size}")
+    if overlong not in ("truncate", "drop"):
+        raise ValueError(f"overlong must be 'truncate' or 'drop', got {overlong!r}")
+    rows = list(rows)
+    if not rows:
+        raise ValueError("no rows to tokenize (empty dataset)")
+    pairs = render_rows(rows, tokenizer, system=system)
+    prompt_ids = tokenizer.encode_batch([p for p, _ in pairs])
+    completion_ids = tokenizer.encode_batch([c for _, c in pairs])
+
+    stats = TokenizeStats(total=len(rows))
+    examples: list[Example] = []
+    min_prompt = min(len(p) for p in prompt_ids)
+    for p, c in zip(prompt_ids, completion_ids):
+        length = len(p) + len(c)
+        stats.max_untruncated_length = max(stats.max_untruncated_length, length)
+        if length > block_size:
+            if overlong == "drop":
+                stats.dropped_overlong += 1
+                continue
+            if len(p) >= block_size:
+                stats.dropped_no_loss += 1
+                continue
+            c = c[: block_size - len(p)]
+            stats.truncated += 1
+        if not c:
+            stats.dropped_no_loss += 1
+            continue
+        ids = np.asarray(p + c, dtype=np.int32)  # [L]
+        mask = np.zeros(ids.shape, dtype=np.bool_)  # [L]
+        mask[len(p) :] = True
+        examples.append(Example(input_ids=ids, loss_mask=mask))
+        stats.kept += 1
+        stats.tokens += int(ids.shape[0])
+        stats.loss_tokens += len(c)
+        stats.max_length = max(stats.max_length, int(ids.shape[0]))
+
+    if not examples:
+        if overlong == "drop" and stats.dropped_overlong:
+            raise ValueError(
+                f"all {stats.total} examples are longer than block_size={block_size} and overlong='drop' dropped "
+                f"them (shortest prompt: {min_prompt} tokens, longest example: {stats.max_untruncated_length})"
+            )
+        raise ValueError(
+            f"block_size={block_size} is smaller than the prompts: no example has a completion token left "
+            f"(shortest prompt: {min_prompt} tokens)"
+        )
+    return examples, stats
