@@ -1,0 +1,79 @@
+"""The default training config (the s1 recipe); ``configs/train/*.py`` start from :func:`default_config`.
+
+Groups: ``model`` (s1jax.model.presets.model_group), ``mesh`` (data, fsdp, tensor; -1 = fill), ``data``,
+``train``, ``distributed``. Every field is listed here, so a typo in ``--config.x.y=`` fails loudly.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from s1jax.model.presets import model_group
+
+__all__ = ["default_config"]
+
+
+def default_config() -> ml_collections.ConfigDict:
+    cfg = ml_collections.ConfigDict()
+    # fp32 master weights, bf16 compute (s1: bf16 with fp32 master weights). param_dtype=bfloat16 -> pure bf16.
+    cfg.model = model_group(preset="tiny", dtype="bfloat16", param_dtype="float32")
+    cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+    cfg.data = ml_collections.ConfigDict(
+        dict(
+            source="simplescaling/s1K",  # hub name, or a local .parquet/.jsonl/.json file or directory
+            trace="",  # "" (deepseek if present, else s1K's gemini traces), "gemini", "deepseek"
+            split="train",
+            block_size=32768,  # s1: 32768; s1.1: 20000
+            overlong="truncate",  # "truncate" (s1) | "drop"
+            system=None,  # None = the chat family's system message; "" = none
+            max_examples=0,  # 0 = all
+            packing=False,  # s1: no packing
+            pad_to_block=False,  # True: every batch is [.., block_size] (one compilation)
+            seq_len_multiple=128,  # else pad each batch to its longest example rounded up to this
+            seed=0,  # epoch shuffling
+        )
+    )
+    cfg.train = ml_collections.ConfigDict(
+        dict(
+            output_dir="runs/s1",
+            epochs=5,
+            global_batch_size=16,
+            grad_accum=1,  # micro-batches per step (lax.scan inside the step); global batch = accum x micro
+            max_steps=0,  # > 0: cap the number of steps (and the schedule's length)
+            stop_at_step=0,  # > 0: save and stop after this step without changing the schedule
+            lr=1e-5,
+            lr_schedule="cosine",  # cosine | linear | constant (after the warm-up)
+            warmup_ratio=0.05,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=1e-4,
+            decay_bias_and_norm=False,  # HF Trainer exempts biases (and norms) from weight decay
+            grad_clip=1.0,  # global-norm clipping (HF Trainer default max_grad_norm, which s1 kept); 0 = off
+            remat="full",  # none | full | dots | dots_no_batch
+            loss_chunk=2048,  # cross-entropy over sequence chunks of this many positions; 0 = all at once
+            nan_policy="stop",  # stop | skip (keep the previous state and go on) | none
+            seed=0,
+            log_every=1,
+            save_every=100,  # checkpoint interval (steps); the final step is always saved
+            keep_checkpoints=2,
+            async_checkpoint=True,
+            resume=True,
+            tensorboard=True,
+            progress_bar=True,
+            peak_flops=0.0,  # per device, for MFU; 0 = from the device kind table
+            export_hf=True,  # write <output_dir>/hf with s1jax.save_model(format="hf") at the end
+            export_dtype="bfloat16",
+        )
+    )
+    cfg.distributed = ml_collections.ConfigDict(
+        dict(
+            mode="auto",  # auto | on | off
+            coordinator_address="",
+            num_processes=0,
+            process_id=-1,
+            local_device_ids="",
+            initialization_timeout=300,
+        )
+    )
+    return cfg
