@@ -1,0 +1,164 @@
+"""Evaluation sets: AIME24, MATH500, GPQA Diamond, and any JSONL of question/answer pairs.
+
+Each loader reads either a local file (.jsonl / .json / .parquet with the hub dataset's columns) or, when no path
+is given, the hub via ``datasets.load_dataset``. Every item becomes an :class:`EvalItem` whose ``prompt_text`` is
+the user turn exactly as s1's lm-evaluation-harness fork renders it, so accuracy is comparable with the paper:
+
+* AIME24 / MATH500: the problem text as is (no instruction; s1 asks for nothing).
+* GPQA Diamond: ``"{Question}\\n\\nA) c1\\nB) c2\\nC) c3\\nD) c4"`` (s1's ``QUERY_TEMPLATE``), the four answers
+  shuffled. s1 shuffles with the unseeded global RNG; we seed per item so reruns and resumes see the same order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["EvalItem", "BENCHMARKS", "load_benchmark", "load_rows", "gpqa_prompt"]
+
+GPQA_TEMPLATE = "{question}\n\nA) {c0}\nB) {c1}\nC) {c2}\nD) {c3}"
+GPQA_LETTER_INSTRUCTION = "\n\nAnswer with the letter (A, B, C or D) of the correct choice."
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One question: ``answer`` is the reference (integer string, LaTeX, or a letter A-D for GPQA)."""
+
+    id: str
+    problem: str
+    answer: str
+    kind: str  # "aime" | "math" | "gpqa"
+    prompt_text: str
+    choices: tuple[str, ...] = field(default=())
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+# name -> (hub repo, hub config, split, kind)
+BENCHMARKS: dict[str, tuple[str, str | None, str, str]] = {
+    "aime24": ("HuggingFaceH4/aime_2024", None, "train", "aime"),
+    "math500": ("HuggingFaceH4/MATH-500", None, "test", "math"),
+    "gpqa": ("Idavidrein/gpqa", "gpqa_diamond", "train", "gpqa"),
+}
+_ALIASES = {"aime": "aime24", "aime_2024": "aime24", "math": "math500", "math-500": "math500",
+            "gpqa_diamond": "gpqa", "gpqa-diamond": "gpqa"}
+
+
+def load_rows(path: str) -> list[dict[str, Any]]:
+    """Rows of a local .jsonl / .json (list or {"data"/"rows"/"train"/"test": [...]}) / .parquet file."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"benchmark file not found: {path!r}")
+    ext = os.path.splitext(path)[1].lower()
+    if ext == ".jsonl":
+        rows = []
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as e:
+                        raise ValueError(f"{path}:{n}: not valid JSON: {e}") from e
+        return rows
+    if ext == ".json":
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, dict):
+            for key in ("data", "rows", "train", "test", "examples"):
+                if isinstance(data.get(key), list):
+                    return data[key]
+            raise ValueError(f"{path}: JSON object without a list under data/rows/train/test/examples")
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of rows")
+        return data
+    if ext == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raise ValueError(f"{path}: unsupported extension {ext!r} (use .jsonl, .json or .parquet)")
+
+
+def _hub_rows(repo: str, config: str | None, split: str) -> list[dict[str, Any]]:
+    """Rows from the hub (needs network or a warm HF cache)."""
+    import datasets
+
+    ds = datasets.load_dataset(repo, config, split=split) if config else datasets.load_dataset(repo, split=split)
+    return [dict(r) for r in ds]
+
+
+def _column(row: dict[str, Any], names: Sequence[str], where: str) -> Any:
+    for name in names:
+        if name in row and row[name] is not None:
+            return row[name]
+    raise KeyError(f"{where}: none of the columns {list(names)} present; row has {sorted(row)}")
+
+
+def _answer_str(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip()
+
+
+def gpqa_prompt(question: str, choices: Sequence[str], ask_letter: bool = False) -> str:
+    """s1's GPQA user turn; ``ask_letter`` appends an explicit letter instruction (not in s1; helps small models)."""
+    text = GPQA_TEMPLATE.format(question=question.strip(), c0=choices[0], c1=choices[1], c2=choices[2], c3=choices[3])
+    return text + (GPQA_LETTER_INSTRUCTION if ask_letter else "")
+
+
+def _gpqa_item(row: dict[str, Any], index: int, seed: int, ask_letter: bool, where: str) -> EvalItem:
+    question = str(_column(row, ["Question", "question"], where))
+    correct = str(_column(row, ["Correct Answer"], where)).strip()
+    wrong = [str(_column(row, [f"Incorrect Answer {k}"], where)).strip() for k in (1, 2, 3)]
+    rid = str(row.get("Record ID") or row.get("id") or index)
+    choices = [correct, *wrong]
+    random.Random(f"gpqa:{seed}:{rid}").shuffle(choices)  # str seeds hash via sha512: stable across processes
+    letter = "ABCD"[choices.index(correct)]
+    return EvalItem(rid, question, letter, "gpqa", gpqa_prompt(question, choices, ask_letter), tuple(choices),
+                    {"correct_text": correct})
+
+
+def load_benchmark(
+    name: str,
+    path: str | None = None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    kind: str | None = None,
+    gpqa_ask_letter: bool = False,
+) -> list[EvalItem]:
+    """Load ``name`` ("aime24" | "math500" | "gpqa" | "jsonl") from ``path`` if given, else from the hub.
+
+    ``jsonl`` is the generic loader: any local file with a ``problem`` or ``question`` column and an ``answer``
+    column, graded as ``kind`` (default "math"). ``limit`` keeps the first N items (N <= 0 keeps all).
+    """
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key in ("jsonl", "generic", "local"):
+        if not path:
+            raise ValueError("the generic benchmark needs a path to a local .jsonl/.json/.parquet file")
+        rows, item_kind = load_rows(path), kind or "math"
+    elif key in BENCHMARKS:
+        repo, config, split, item_kind = BENCHMARKS[key]
+        rows = load_rows(path) if path else _hub_rows(repo, config, split)
+    else:
+        raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)} + 'jsonl'")
+    if limit is not None and limit > 0:
+        rows = rows[:limit]
+    where = path or name
+    items: list[EvalItem] = []
+    for i, row in enumerate(rows):
+        if item_kind == "gpqa" and key != "jsonl":
+            items.append(_gpqa_item(row, i, seed, gpqa_ask_letter, f"{where} row {i}"))
+            continue
+        problem = str(_column(row, ["problem", "question", "Question"], f"{where} row {i}"))
+        answer = _answer_str(_column(row, ["answer", "Answer", "final_answer"], f"{where} row {i}"))
+        rid = str(row.get("unique_id") or row.get("id") or i)
+        items.append(EvalItem(rid, problem, answer, item_kind, problem))
+    if not items:
+        raise ValueError(f"benchmark {name!r} from {where!r} has no items")
+    ids = [it.id for it in items]
+    if len(set(ids)) != len(ids):  # resume keys on ids: make them unique if the source is not
+        items = [EvalItem(f"{it.id}#{i}", it.problem, it.answer, it.kind, it.prompt_text, it.choices, it.meta)
+                 for i, it in enumerate(items)]
+    return items
