@@ -77,10 +77,13 @@ def _from_benchmarks_module(name: str) -> list[str] | None:
     return questions or None
 
 
-def load_eval_questions(eval_sets: Iterable[str], data_dir: str = "", skip_missing: bool = False) -> tuple[dict[str, int], list[str]]:
+def load_eval_questions(
+    eval_sets: Iterable[str], data_dir: str = "", skip_missing: bool = False, use_benchmarks: bool = True
+) -> tuple[dict[str, int], list[str]]:
     """Resolve each eval set (a file path, or a benchmark name like ``aime24``) to its questions.
 
-    A name is looked up in ``s1jax.eval.benchmarks`` first, then as ``{data_dir}/{name}.jsonl`` (or .parquet/.json).
+    A name is looked up as ``{data_dir}/{name}.jsonl`` (or .parquet/.json) first, so offline runs never touch the
+    hub, then (if ``use_benchmarks``) through ``s1jax.eval.benchmarks.load_benchmark(name)``, which may use the hub.
     Returns ({set: number of questions}, all questions). A set that cannot be found raises, unless ``skip_missing``
     (then it is reported with count -1), because silently skipping decontamination would inflate eval scores.
     """
@@ -96,7 +99,7 @@ def load_eval_questions(eval_sets: Iterable[str], data_dir: str = "", skip_missi
                 if candidate and os.path.isfile(candidate):
                     found = read_eval_questions(candidate)
                     break
-            if found is None:
+            if found is None and use_benchmarks:
                 found = _from_benchmarks_module(spec)
         if found is None:
             if skip_missing:
@@ -111,27 +114,39 @@ def load_eval_questions(eval_sets: Iterable[str], data_dir: str = "", skip_missi
     return counts, questions
 
 
-def build_ngram_index(questions: Iterable[str], n: int = 8) -> set[tuple[str, ...]]:
-    """All normalised word n-grams of the eval questions (questions shorter than n contribute themselves whole)."""
+def build_ngram_index(questions: Iterable[str], n: int = 8, min_words: int = 4) -> set[tuple[str, ...]]:
+    """All normalised word n-grams of the eval questions.
+
+    An eval question shorter than ``n`` words (MATH500 has a few, e.g. "Simplify $\\frac{3}{\\sqrt{27}}$.") enters
+    whole, so a pool question that contains it verbatim is still caught; ones under ``min_words`` words are too
+    generic to flag anything and are left out.
+    """
     index: set[tuple[str, ...]] = set()
     for q in questions:
-        index.update(word_ngrams(normalize_words(q), n))
+        words = normalize_words(q)
+        if len(words) >= min_words:
+            index.update(word_ngrams(words, n))
     return index
 
 
 def decontaminate(
     rows: Sequence[dict[str, Any]], index: set[tuple[str, ...]], n: int = 8, fields: Sequence[str] = ("question",)
 ) -> tuple[list[dict[str, Any]], list[Drop]]:
-    """Drop rows with any n-gram of ``fields`` in ``index``; the detail shows the first overlapping n-gram."""
+    """Drop rows with any n-gram of ``fields`` in ``index`` (or containing a whole short eval question); the drop
+    detail shows the first overlapping span."""
+    lengths = sorted({len(g) for g in index}, reverse=True)
     kept: list[dict[str, Any]] = []
     drops: list[Drop] = []
     for row in rows:
         hit = None
         for field in fields:
             words = normalize_words(field_text(row, field))
-            if len(words) < n:
-                continue  # too short to share an n-gram; whole-text matches of short evals are exact_duplicate's job
-            hit = next((g for g in word_ngrams(words, n) if g in index), None)
+            for size in lengths:
+                if len(words) < size:
+                    continue
+                hit = next((g for g in word_ngrams(words, size) if g in index), None)
+                if hit is not None:
+                    break
             if hit is not None:
                 drops.append(Drop(row["_row_id"], "decontamination", "eval_ngram_overlap", f"{field}: {' '.join(hit)!r}"))
                 break
