@@ -153,6 +153,16 @@ def parse_config_args(argv: Sequence[str], default_config: str | None = None) ->
     return cfg, rest
 
 
-def format_config(cfg: ml_collections.ConfigDict) -> str:
-    """The resolved config as YAML-like text, for printing before a run starts."""
-    return cfg.to_yaml() if hasattr(cfg, "to_yaml") else str(cfg)
+def format_config(cfg: ml_collections.ConfigDict, indent: int = 0) -> str:
+    """The resolved config as indented ``key: value`` lines (plain values, no YAML type tags), for printing
+    before a run starts."""
+    lines: list[str] = []
+    pad = "  " * indent
+    for key in sorted(cfg.keys()):
+        value = cfg[key]
+        if isinstance(value, (ml_collections.ConfigDict, ml_collections.FrozenConfigDict)):
+            lines.append(f"{pad}{key}:")
+            lines.append(format_config(value, indent + 1))
+        else:
+            lines.append(f"{pad}{key}: {value!r}")
+    return "\n".join(line for line in lines if line)
