@@ -2,7 +2,7 @@
 
 Layout of a checkpoint directory (the CheckpointManager root)::
 
-    <root>/s1jax_model.json        dataclasses.asdict(ModelConfig) + {"param_dtype": "float32"}
+    <root>/s1jax_model.json        dataclasses.asdict(ModelConfig) + {"param_dtype": "float32", "format": "s1jax", "version": 1}
     <root>/<step>/params/          Orbax StandardSave (OCDBT) of the params pytree (same tree as Model.params)
     <root>/<step>/opt_state/       Orbax StandardSave of the optax state
     <root>/<step>/meta/            Orbax JsonSave: {"step", "data_position", "rng", "seed", "epochs_done", ...}
@@ -32,7 +32,7 @@ def write_model_json(root: str, config: ModelConfig, param_dtype: Any) -> str:
     """``<root>/s1jax_model.json``: the architecture + storage dtype, so the params item can be read standalone."""
     os.makedirs(root, exist_ok=True)
     path = os.path.join(root, MODEL_JSON)
-    payload = dataclasses.asdict(config)
+    payload = {"format": "s1jax", "version": 1, **dataclasses.asdict(config)}
     payload["param_dtype"] = jax.numpy.dtype(param_dtype).name
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -55,7 +55,7 @@ class TrainCheckpointer:
         self.save_every = max(int(save_every), 1)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep if keep and keep > 0 else None,
-            save_interval_steps=self.save_every,
+            save_interval_steps=1,  # the interval is decided in save(): Orbax would also save the very first step
             enable_async_checkpointing=async_save,
             create=True,
         )
@@ -66,12 +66,14 @@ class TrainCheckpointer:
 
     def save(self, step: int, state: dict, meta: dict, *, force: bool = False) -> bool:
         """Save if ``step`` is on the interval (or ``force``); returns whether a save started."""
+        if not force and step % self.save_every:
+            return False
         args = ocp.args.Composite(
             params=ocp.args.StandardSave(state["params"]),
             opt_state=ocp.args.StandardSave(state["opt_state"]),
             meta=ocp.args.JsonSave(meta),
         )
-        return bool(self.manager.save(int(step), args=args, force=force))
+        return bool(self.manager.save(int(step), args=args, force=True))
 
     def restore(self, step: int, abstract_state: dict, shardings: dict) -> tuple[dict, dict]:
         """(state with ``params``/``opt_state`` placed in ``shardings``, meta dict) of checkpoint ``step``."""

@@ -143,8 +143,8 @@ def _load_model_for_training(cfg: Any, mesh: Mesh, ckpt_root: str, resuming: boo
     if resuming:
         with open(os.path.join(ckpt_root, ckpt_lib.MODEL_JSON)) as f:
             meta = json.load(f)
-        meta.pop("param_dtype", None)
-        return ModelConfig(**meta), None
+        fields = {f.name for f in dataclasses.fields(ModelConfig)}
+        return ModelConfig(**{k: v for k, v in meta.items() if k in fields}), None
     model = load_model_from_group(cfg.model, mesh=mesh)
     return model.config, model.params
 
@@ -273,25 +273,21 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
 
     hf_dir = None
     if stopped == "done" and t.export_hf:
-        hf_dir = export_hf(config, state["params"], os.path.join(out_dir, "hf"), t.export_dtype, mesh)
+        hf_dir = export_hf(config, state["params"], os.path.join(out_dir, "hf"), t.export_dtype, tok_path)
         log(f"exported the final model to {hf_dir}")
     return TrainResult(out_dir, ckpt_root, start, step, total, losses, stopped, hf_dir)
 
 
-def export_hf(config: ModelConfig, params: Any, out_dir: str, dtype: str, mesh: Mesh) -> str:
-    """``s1jax.save_model(Model(...), out_dir, format="hf")`` from process 0 (params gathered on every process)."""
+def export_hf(config: ModelConfig, params: Any, out_dir: str, dtype: str, tokenizer_path: str | None = None) -> str:
+    """``s1jax.save_model(Model(...), out_dir, format="hf", dtype=...)``; called on every process (the writer
+    gathers one parameter at a time, process 0 writes)."""
     from s1jax.model.loading import Model
-    from s1jax.sharding import gather_pytree
 
-    params = jax.tree_util.tree_map(lambda p: p.astype(jnp.dtype(dtype)), params)
-    if jax.process_count() > 1:
-        params = gather_pytree(params)
-    if jax.process_index() != 0:
-        return out_dir
     try:
         from s1jax.model.loading import save_model
 
-        return save_model(Model(config=config, params=params, dtype=jnp.dtype(dtype), mesh=None), out_dir, format="hf")
+        return save_model(Model(config=config, params=params, dtype=jnp.dtype(dtype)), out_dir, format="hf",
+                          dtype=dtype, tokenizer_path=tokenizer_path, overwrite=True)
     except (ImportError, AttributeError) as e:
         raise RuntimeError(
             f"HF export failed: s1jax.save_model is not available ({e}). The trained weights are safe in the "
