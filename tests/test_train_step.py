@@ -242,12 +242,13 @@ def test_s1_schedule_matches_hf_cosine_with_warmup():
 def test_weight_decay_mask_and_bad_optimizer_config():
     import optax
 
-    params = {"w": jnp.ones((2, 2)), "b": jnp.ones((2,))}
+    params = {"dense": {"kernel": jnp.ones((2, 2)), "bias": jnp.ones((3, 2, 2))}, "norm": {"scale": jnp.ones((2,))}}
     tx, _ = make_optimizer(opt_cfg(lr=1.0, weight_decay=0.5, grad_clip=0.0), 10)
     zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
     updates, _ = tx.update(zeros, tx.init(params), params)
     new = optax.apply_updates(params, updates)
-    assert float(new["w"][0, 0]) == pytest.approx(0.5) and float(new["b"][0]) == 1.0  # bias not decayed
+    assert float(new["dense"]["kernel"][0, 0]) == pytest.approx(0.5)
+    assert float(new["dense"]["bias"].min()) == 1.0 and float(new["norm"]["scale"][0]) == 1.0  # stacked bias too
     with pytest.raises(ValueError, match="grad_clip"):
         make_optimizer(opt_cfg(grad_clip=-1.0), 10)
     with pytest.raises(ValueError, match="schedule"):

@@ -9,7 +9,7 @@ Matches what s1's ``train/sft.py`` gets from the Hugging Face Trainer:
   is our default, ``0`` turns clipping off.
 - weight decay: decoupled and scaled by lr (``p -= lr * wd * p``), the same convention in optax and
   ``torch.optim.AdamW``. The Trainer exempts biases (and LayerNorm modules) from decay;
-  ``decay_bias_and_norm=False`` (default) exempts biases and RMSNorm scales (every 1-D parameter).
+  ``decay_bias_and_norm=False`` (default) exempts biases and RMSNorm scales (decays kernels and embeddings).
 """
 
 from __future__ import annotations
@@ -49,8 +49,16 @@ def make_schedule(lr: float, total_steps: int, warmup_ratio: float = 0.05, sched
 
 
 def decay_mask(params: Any) -> Any:
-    """True for parameters that get weight decay: matrices / embeddings (ndim >= 2), not biases or norm scales."""
-    return jax.tree_util.tree_map(lambda p: p.ndim >= 2, params)
+    """True for parameters that get weight decay: kernels and embeddings, not biases or norm scales.
+
+    Decided by the leaf name, not the rank: scanned layers stack biases to ``[layers, heads, head_dim]``."""
+
+    def decays(path: tuple, _: Any) -> bool:
+        last = path[-1]
+        name = getattr(last, "key", getattr(last, "name", str(last)))
+        return name in ("kernel", "embedding")
+
+    return jax.tree_util.tree_map_with_path(decays, params)
 
 
 def make_optimizer(cfg: Any, total_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
