@@ -79,10 +79,7 @@ def initialize(cfg: Any = None) -> bool:
     plan = detect(cfg)
     if not plan["should_initialize"]:
         return False
-    kwargs = plan["kwargs"]
-    if "coordinator_address" in kwargs and ("num_processes" not in kwargs or "process_id" not in kwargs):
-        # SLURM / Open MPI can fill these in; otherwise JAX raises a message naming what is missing.
-        pass
+    kwargs = plan["kwargs"]  # missing num_processes / process_id: JAX fills them in from SLURM / Open MPI
     try:
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     except Exception:  # noqa: BLE001 - older/newer JAX without the option: default is fine
