@@ -108,6 +108,11 @@ class GGUFSource:
         self._cache.clear()
 
 
+def _f32(value: Any) -> float:
+    """GGUF stores these as float32: 9.99999974738e-06 -> 1e-05 (the shortest float32 repr, as in config.json)."""
+    return float(str(np.float32(value)))
+
+
 def gguf_config(reader: Any, path: str = "<gguf>") -> ModelConfig:
     arch = _field(reader, "general.architecture")
     if arch not in _FAMILIES:
@@ -149,8 +154,8 @@ def gguf_config(reader: Any, path: str = "<gguf>") -> ModelConfig:
         num_heads=heads,
         num_kv_heads=kv_heads,
         head_dim=head_dim,
-        rms_norm_eps=float(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-6)),
-        rope_theta=float(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
+        rms_norm_eps=_f32(_field(reader, f"{arch}.attention.layer_norm_rms_epsilon", 1e-6)),
+        rope_theta=_f32(_field(reader, f"{arch}.rope.freq_base", 10000.0)),
         tie_word_embeddings="output.weight" not in names,
         attention_bias=arch == "qwen2" or "blk.0.attn_q.bias" in names,
         mlp_bias=False,
