@@ -18,7 +18,6 @@ No ml_collections / datasets imports: it runs on a bare accelerator box with jax
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
 import time

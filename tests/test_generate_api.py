@@ -97,7 +97,8 @@ def test_cli_writes_jsonl(tmp_path):
     from s1jax.cli.main import main
 
     qfile = tmp_path / "q.jsonl"
-    qfile.write_text("\n".join(json.dumps({"problem" if i % 2 else "question": q}) for i, q in enumerate(QUESTIONS[:3])))
+    lines = [json.dumps({"problem" if i % 2 else "question": q}) for i, q in enumerate(QUESTIONS[:3])]
+    qfile.write_text("\n".join(lines))
     out = tmp_path / "out.jsonl"
     argv = ["generate", "--config=configs/generate/default.py", f"--config.model.tokenizer={tokenizer_dir()}",
             "--config.model.dtype=float32", f"--config.questions_file={qfile}", f"--config.output={out}",

@@ -152,7 +152,12 @@ class Engine:
         return jax.lax.while_loop(cond, body, state)
 
 
-@functools.lru_cache(maxsize=16)
 def get_engine(config: Any, dtype: str, attention_impl: str | None, spec: bf.ForcingSpec, sampling: Sampling,
                record: RecordFn | None = None) -> Engine:
+    """The cached engine (and so the compiled programs) for this key; the sampling seed is not part of it."""
+    return _cached_engine(config, dtype, attention_impl, spec, sampling.static(), record)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_engine(config, dtype, attention_impl, spec, sampling, record) -> Engine:
     return Engine(config, dtype, attention_impl, spec, sampling, record)

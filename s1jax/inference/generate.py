@@ -120,7 +120,8 @@ def _pad_prompts(ids: list[list[int]], p: int, pad_id: int, rows: int) -> tuple[
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _result(tok: Any, prompt: str, budget: Budget, out: np.ndarray, r: dict[str, np.ndarray], i: int) -> GenerationResult:
+def _result(tok: Any, prompt: str, budget: Budget, out: np.ndarray, r: dict[str, np.ndarray],
+            i: int) -> GenerationResult:
     ids = [int(t) for t in out[i, : int(r["out_len"][i])]]
     done = int(r["phase"][i]) == bf.DONE
     think_len = int(r["think_len"][i])

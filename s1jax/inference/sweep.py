@@ -55,6 +55,7 @@ def _window(spec: bf.ForcingSpec) -> int:
     return spec.tail_len + 1
 
 
+@functools.lru_cache(maxsize=16)
 def make_record(spec: bf.ForcingSpec):
     """The per-step hook the engine calls before each decision (a function of the static spec only)."""
     w = _window(spec)
