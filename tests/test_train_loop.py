@@ -65,7 +65,7 @@ def test_loss_falls_and_metrics_are_written(full_run):
 
 def test_interrupt_and_resume_is_bit_exact(full_run, data_dir, tmp_path):
     cfg_full, full = full_run
-    cfg = tiny_config(data_dir, tmp_path, stop_at_step=5)
+    cfg = tiny_config(data_dir, tmp_path, stop_at_step=5, async_checkpoint=True)  # async saves of donated state
     first = train(cfg, log=lambda *_: None)
     assert first.stopped == "stop_at_step" and first.step == 5
     cfg.train.stop_at_step = 0

@@ -208,8 +208,8 @@ def test_sharded_step_equals_single_device(axes, reference):
 # ------------------------------------------------------------------------------------------------ NaN handling
 
 
-@pytest.mark.parametrize("policy", ["stop", "skip"])
-def test_nonfinite_loss_keeps_previous_state(single_mesh, policy):
+def test_nonfinite_loss_keeps_previous_state(single_mesh, policy="skip"):
+    """"stop" and "skip" share this in-step guard; the loop-level "stop" is in test_train_loop."""
     params = host(init_params(CONFIG, seed=0))
     params["norm"]["scale"] = params["norm"]["scale"].copy()
     params["norm"]["scale"][3] = np.nan
@@ -255,3 +255,35 @@ def test_weight_decay_mask_and_bad_optimizer_config():
         make_optimizer(opt_cfg(lr_schedule="exp"), 10)
     with pytest.raises(ValueError, match="warmup_ratio"):
         make_schedule(1e-5, 10, 1.5)
+
+
+@pytest.mark.parametrize("param_dtype", ["float32", "bfloat16"], ids=["fp32_master", "pure_bf16"])
+def test_bf16_compute(single_mesh, reference, param_dtype):
+    """bf16 compute with fp32 master weights (params and Adam moments stay fp32) or pure bf16; loss near fp32."""
+    pdt = jnp.dtype(param_dtype)
+    tx, schedule = make_optimizer(opt_cfg(), 10)
+    shard = state_shardings(param_shardings(CONFIG, single_mesh), tx, param_shapes(CONFIG, pdt), single_mesh)
+    params = jax.tree_util.tree_map(lambda p: p.astype(pdt), init_params(CONFIG, seed=0))
+    state = {"params": params, "opt_state": tx.init(params), "step": jnp.zeros((), jnp.int32)}
+    module = Decoder(CONFIG, dtype=jnp.bfloat16, param_dtype=pdt, remat_policy="full")
+    fn = make_train_step(module, tx, schedule, shard, batch_shardings(single_mesh), loss_chunk=16)
+    state, m = fn(state, as_accum(make_batch(), 2))
+    assert all(x.dtype == pdt for x in jax.tree_util.tree_leaves(state["params"]))
+    np.testing.assert_allclose(float(m["loss"]), float(reference[1][0]["loss"]), rtol=2e-2)
+    assert math.isfinite(float(m["loss"])) and float(m["grad_norm"]) > 0
+
+
+def test_train_configs_load():
+    from s1jax.config import load_config_file
+
+    root = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs" / "train"
+    sizes = {"s1_32b.py": 16, "s1_32b.py:v5p-128": 64, "s1_1_32b.py": 16}
+    for spec, devices in sizes.items():
+        cfg = load_config_file(str(root / spec))
+        assert cfg.mesh.data * cfg.mesh.fsdp * cfg.mesh.tensor == devices
+        assert cfg.train.global_batch_size == 16 and cfg.train.lr == 1e-5 and cfg.train.epochs == 5
+        assert (cfg.train.global_batch_size // cfg.train.grad_accum) % (cfg.mesh.data * cfg.mesh.fsdp) == 0
+    assert load_config_file(str(root / "s1_1_32b.py")).data.block_size == 20000
+    assert load_config_file(str(root / "s1_32b.py")).data.block_size == 32768
+    load_config_file(str(root / "qwen2_5_0_5b.py"))
+    load_config_file(str(root / "tiny.py"))
