@@ -28,17 +28,30 @@ __all__ = ["MODEL_JSON", "TrainCheckpointer", "write_model_json"]
 MODEL_JSON = "s1jax_model.json"
 
 
+def is_remote(path: str) -> bool:
+    return "://" in str(path)
+
+
 def write_model_json(root: str, config: ModelConfig, param_dtype: Any) -> str:
-    """``<root>/s1jax_model.json``: the architecture + storage dtype, so the params item can be read standalone."""
-    os.makedirs(root, exist_ok=True)
-    path = os.path.join(root, MODEL_JSON)
+    """``<root>/s1jax_model.json``: the architecture + storage dtype, so the params item can be read standalone.
+    ``root`` may be local or a ``gs://`` path."""
+    from etils import epath
+
+    directory = epath.Path(root)
+    directory.mkdir(parents=True, exist_ok=True)
     payload = {"format": "s1jax", "version": 1, **dataclasses.asdict(config)}
     payload["param_dtype"] = jax.numpy.dtype(param_dtype).name
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-    return path
+    (directory / MODEL_JSON).write_text(json.dumps(payload, indent=2, sort_keys=True))
+    return str(directory / MODEL_JSON)
+
+
+def read_model_config(root: str) -> ModelConfig:
+    """The ModelConfig stored in ``<root>/s1jax_model.json`` (extra keys such as param_dtype are ignored)."""
+    from etils import epath
+
+    meta = json.loads((epath.Path(root) / MODEL_JSON).read_text())
+    fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    return ModelConfig(**{k: v for k, v in meta.items() if k in fields})
 
 
 def _abstract(tree: Any, shardings: Any) -> Any:
@@ -51,7 +64,7 @@ class TrainCheckpointer:
     """Save every ``save_every`` steps (and on demand), keep the newest ``keep``, optionally async."""
 
     def __init__(self, root: str, *, save_every: int = 100, keep: int = 2, async_save: bool = True) -> None:
-        self.root = os.path.abspath(root)
+        self.root = root if is_remote(root) else os.path.abspath(root)
         self.save_every = max(int(save_every), 1)
         options = ocp.CheckpointManagerOptions(
             max_to_keep=keep if keep and keep > 0 else None,

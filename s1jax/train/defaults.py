@@ -35,7 +35,8 @@ def default_config() -> ml_collections.ConfigDict:
     )
     cfg.train = ml_collections.ConfigDict(
         dict(
-            output_dir="runs/s1",
+            output_dir="runs/s1",  # checkpoints under <output_dir>/checkpoints; may be gs://
+            local_dir="",  # metrics + HF export; "" = output_dir (or runs/<name> when output_dir is remote)
             epochs=5,
             global_batch_size=16,
             grad_accum=1,  # micro-batches per step (lax.scan inside the step); global batch = accum x micro

@@ -9,7 +9,6 @@ sequence. SIGTERM (preemption) makes the loop save at the next step boundary and
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import threading
@@ -38,7 +37,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclasses.dataclass
 class TrainResult:
-    output_dir: str
+    output_dir: str  # local directory with metrics.jsonl / tb / hf
     checkpoint_dir: str
     start_step: int
     step: int  # completed steps at return
@@ -141,10 +140,7 @@ def _load_model_for_training(cfg: Any, mesh: Mesh, ckpt_root: str, resuming: boo
     from s1jax.model.presets import load_model_from_group
 
     if resuming:
-        with open(os.path.join(ckpt_root, ckpt_lib.MODEL_JSON)) as f:
-            meta = json.load(f)
-        fields = {f.name for f in dataclasses.fields(ModelConfig)}
-        return ModelConfig(**{k: v for k, v in meta.items() if k in fields}), None
+        return ckpt_lib.read_model_config(ckpt_root), None
     model = load_model_from_group(cfg.model, mesh=mesh)
     return model.config, model.params
 
@@ -157,8 +153,11 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     t = cfg.train
     is_main = jax.process_index() == 0
     mesh = mesh if mesh is not None else mesh_from_config(cfg.mesh)
-    out_dir = os.path.abspath(t.output_dir)
-    ckpt_root = os.path.join(out_dir, "checkpoints")
+    remote = ckpt_lib.is_remote(t.output_dir)
+    out_dir = t.output_dir.rstrip("/") if remote else os.path.abspath(t.output_dir)
+    ckpt_root = f"{out_dir}/checkpoints"
+    # metrics (appended JSONL, TensorBoard) and the HF export stay local when checkpoints go to gs://
+    local_dir = os.path.abspath(t.get("local_dir") or (os.path.join("runs", os.path.basename(out_dir)) if remote else out_dir))
 
     tok_path = cfg.model.tokenizer or cfg.model.path
     if not tok_path:
@@ -211,7 +210,7 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     step_fn = make_train_step(module, tx, schedule, shardings, b_shard, loss_chunk=int(t.loss_chunk),
                               nan_policy=t.nan_policy)
 
-    writer = MetricsWriter(out_dir, enabled=is_main, tensorboard=bool(t.tensorboard))
+    writer = MetricsWriter(local_dir, enabled=is_main, tensorboard=bool(t.tensorboard))
     peak = peak_flops_per_device(jax.devices()[0].device_kind, float(t.peak_flops))
     n_devices = mesh.devices.size
     preempt = _Preemption()
@@ -273,9 +272,9 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
 
     hf_dir = None
     if stopped == "done" and t.export_hf:
-        hf_dir = export_hf(config, state["params"], os.path.join(out_dir, "hf"), t.export_dtype, tok_path)
+        hf_dir = export_hf(config, state["params"], os.path.join(local_dir, "hf"), t.export_dtype, tok_path)
         log(f"exported the final model to {hf_dir}")
-    return TrainResult(out_dir, ckpt_root, start, step, total, losses, stopped, hf_dir)
+    return TrainResult(local_dir, ckpt_root, start, step, total, losses, stopped, hf_dir)
 
 
 def export_hf(config: ModelConfig, params: Any, out_dir: str, dtype: str, tokenizer_path: str | None = None) -> str:
