@@ -231,7 +231,7 @@ def test_cli_end_to_end_with_fake_engine(monkeypatch, tmp_path, shared_data_dir)
     monkeypatch.setitem(vars(s1jax), "Budget", Budget)
     monkeypatch.setitem(vars(s1jax), "Sampling", Sampling)
     monkeypatch.setitem(vars(s1jax), "generate_budget_sweep",
-                        lambda m, t, qs, budgets, budget, sampling: fake(qs, budgets))
+                        lambda m, t, qs, budgets, budget, sampling, **kw: fake(qs, budgets))
     out = tmp_path / "run"
     config = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval" / "aime24.py"
     argv = [f"--config={config}", "--config.model_path=fake", "--config.limit=3",

@@ -35,7 +35,8 @@ def default_config(benchmark: str, data_file: str | None, budgets: tuple[int, ..
     cfg.gpqa_ask_letter = False  # s1's GPQA prompt has no instruction; True appends one
     cfg.seed = 0
     cfg.output_dir = os.path.join("runs", "eval", benchmark)
-    cfg.batch_size = 8
+    cfg.batch_size = 8  # questions per generate call (device rows) and per JSONL checkpoint
+    cfg.max_cache_len = 0  # KV-cache slots per row; 0 = sized from the largest budget + max_answer_tokens
     cfg.grade_timeout_s = 5.0
     cfg.save_token_ids = False
     cfg.progress = True
@@ -132,7 +133,8 @@ def main(argv: list[str]) -> int:
                           max_answer_tokens=cfg.budget.max_answer_tokens)
     sampling = s1jax.Sampling(temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
                               top_k=cfg.sampling.top_k, seed=cfg.seed)
-    gen_fn, sweep_fn = make_generate_fns(model, tok, budget, sampling, system=cfg.system or None)
+    gen_fn, sweep_fn = make_generate_fns(model, tok, budget, sampling, system=cfg.system or None,
+                                         batch_size=cfg.batch_size, max_cache_len=cfg.max_cache_len or None)
 
     os.makedirs(cfg.output_dir, exist_ok=True)
     writer = ResultsWriter(os.path.join(cfg.output_dir, "results.jsonl"))

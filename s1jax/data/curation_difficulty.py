@@ -41,7 +41,7 @@ GradeFn = Callable[[str, str], bool]
 CountTokens = Callable[[str], int]
 
 _SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed")
-_ADAPTER_KEYS = ("batch_size", "dtype", "system")
+_ADAPTER_KEYS = ("batch_size", "dtype", "system", "max_cache_len")
 
 
 @dataclasses.dataclass
@@ -132,7 +132,8 @@ def make_model_solver(
     """A ``solver(questions) -> responses`` that runs s1jax.generate on a reference model.
 
     ``budget_cfg`` holds ``s1jax.Budget`` fields (max_thinking_tokens, max_answer_tokens, num_ignore, ...),
-    ``s1jax.Sampling`` fields (temperature, top_p, top_k, seed) and adapter fields (batch_size, dtype, system).
+    ``s1jax.Sampling`` fields (temperature, top_p, top_k, seed) and adapter fields (batch_size, dtype, system,
+    max_cache_len: KV-cache slots, 0/absent = sized from the budget).
     ``response="full"`` returns thinking + answer (what a grader should see: the final answer comes last);
     ``"answer"`` only the text after the thinking delimiter (for the LM domain classifier). Pass an already loaded
     ``model``/``tokenizer`` to reuse them (tests, notebooks); otherwise both are loaded on the first call.
@@ -154,11 +155,13 @@ def make_model_solver(
             state["model"] = s1jax.load_model(model_path, dtype=cfg.get("dtype", "bfloat16"))
         budget = s1jax.Budget(**{k: v for k, v in cfg.items() if k not in _SAMPLING_KEYS + _ADAPTER_KEYS})
         sampling = s1jax.Sampling(**{k: v for k, v in cfg.items() if k in _SAMPLING_KEYS})
+        extra = {"max_cache_len": int(cfg["max_cache_len"])} if cfg.get("max_cache_len") else {}
         out: list[str] = []
         for start in range(0, len(questions), batch_size):
             chunk = list(questions[start : start + batch_size])
             results = s1jax.generate(
-                state["model"], state["tok"], chunk, budget=budget, sampling=sampling, system=cfg.get("system")
+                state["model"], state["tok"], chunk, budget=budget, sampling=sampling, system=cfg.get("system"),
+                **extra,
             )
             for r in results:
                 out.append(r.answer if response == "answer" else f"{r.thinking}\n{r.answer}")

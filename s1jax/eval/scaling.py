@@ -259,23 +259,26 @@ def _replace(obj: Any, **changes: Any) -> Any:
     return type(obj)(**{**vars(obj), **changes})
 
 
-def make_generate_fns(model: Any, tok: Any, budget: Any, sampling: Any, system: str | None = None,
+def make_generate_fns(model: Any, tok: Any, budget: Any, sampling: Any, system: str | None = None, *,
+                      batch_size: int | None = None, max_cache_len: int | None = None,
                       ) -> tuple[GenerateFn, GenerateSweepFn]:
     """Bind ``s1jax.generate`` / ``s1jax.generate_budget_sweep`` to a model into the two injected functions.
 
     ``budget`` / ``sampling`` are the base ``s1jax.Budget`` / ``s1jax.Sampling``; each call replaces only the
-    fields a sweep varies (max_thinking_tokens, num_ignore, temperature, seed). Imports are lazy so this module
-    loads without the generation engine.
+    fields a sweep varies (max_thinking_tokens, num_ignore, temperature, seed). ``system``, ``batch_size`` (device
+    rows per jitted call) and ``max_cache_len`` (KV-cache slots; default: sized from the budget) are passed through
+    to both when set. Imports are lazy so this module loads without the generation engine.
     """
     import s1jax
+
+    extra: dict[str, Any] = {k: v for k, v in (("system", system), ("batch_size", batch_size),
+                                               ("max_cache_len", max_cache_len)) if v is not None}
 
     def generate_fn(prompts: list[str], *, max_thinking_tokens: int | None = None, num_ignore: int | None = None,
                     temperature: float | None = None, seed: int | None = None) -> list[Any]:
         b = _replace(budget, max_thinking_tokens=max_thinking_tokens, num_ignore=num_ignore)
         s = _replace(sampling, temperature=temperature, seed=seed)
-        return s1jax.generate(model, tok, list(prompts), budget=b, sampling=s, system=system)
-
-    extra = {"system": system} if system is not None else {}
+        return s1jax.generate(model, tok, list(prompts), budget=b, sampling=s, **extra)
 
     def generate_sweep_fn(prompts: list[str], budgets: list[int]) -> dict[int, list[Any]]:
         return s1jax.generate_budget_sweep(model, tok, list(prompts), budgets=list(budgets), budget=budget,
