@@ -13,11 +13,12 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from s1jax.model.config import ModelConfig
 from s1jax.model.kv_cache import KVCache, cache_attention_mask, write_layer
 
-__all__ = ["Decoder", "rope_cos_sin", "REMAT_POLICIES"]
+__all__ = ["Decoder", "rope_cos_sin", "chunked_attention", "SegmentMask", "REMAT_POLICIES"]
 
 Array = jax.Array
 
@@ -94,9 +95,15 @@ class Attention(nn.Module):
             new_kv = (k_all, v_all)
             k, v = k_all.astype(self.dtype), v_all.astype(self.dtype)
 
-        out = jax.nn.dot_product_attention(
-            q, k, v, mask=mask, is_causal=mask is None, implementation=self.attention_impl
-        )  # [batch, seq, heads, head_dim]
+        if layer_kv is None and self.attention_impl == "chunked":
+            out = chunked_attention(q, k, v, mask)  # [batch, seq, heads, head_dim]
+        else:
+            # The cached path (prefill/decode) attends over cache slots with a per-slot mask: plain XLA attention.
+            impl = None if layer_kv is not None or self.attention_impl in (None, "", "xla") else self.attention_impl
+            full_mask = mask.full() if isinstance(mask, SegmentMask) else mask
+            out = jax.nn.dot_product_attention(
+                q, k, v, mask=full_mask, is_causal=full_mask is None, implementation=impl
+            )  # [batch, seq, heads, head_dim]
         out = nn.DenseGeneral(
             features=c.hidden_size,
             axis=(-2, -1),
@@ -168,7 +175,7 @@ class Decoder(nn.Module):
     dtype: Any = jnp.float32
     param_dtype: Any = jnp.float32
     remat_policy: str = "none"
-    attention_impl: str | None = None  # None/"xla" or "cudnn" (flash attention on NVIDIA GPUs)
+    attention_impl: str | None = None  # None/"xla", "cudnn" (fused flash attention, NVIDIA) or "chunked"
 
     def setup(self) -> None:
         c = self.config
@@ -239,14 +246,72 @@ class Decoder(nn.Module):
         return out.astype(jnp.float32)
 
 
-def _full_mask(attention_mask: Array | None, segment_ids: Array | None) -> Array | None:
-    """[batch, 1, seq, seq] bool mask, or None for pure causal attention."""
+@struct.dataclass
+class SegmentMask:
+    """Causal & same-segment & key-valid attention, kept as [batch, seq] segment ids instead of a [seq, seq] mask
+    so memory-efficient attention can build each block's mask on the fly."""
+
+    segment_ids: Array  # [batch, seq] int32, 0 = padding
+
+    def block(self, q_start: Array, q_len: int) -> Array:
+        """Mask of queries [q_start, q_start + q_len) over all keys: [batch, 1, q_len, seq]."""
+        seg = self.segment_ids
+        q_seg = jax.lax.dynamic_slice_in_dim(seg, q_start, q_len, axis=1)  # [batch, q_len]
+        q_idx = q_start + jnp.arange(q_len)
+        causal = jnp.arange(seg.shape[1])[None, :] <= q_idx[:, None]  # [q_len, seq]
+        same = (q_seg[:, :, None] == seg[:, None, :]) & (seg > 0)[:, None, :]  # [batch, q_len, seq]
+        return (causal[None] & same)[:, None, :, :]
+
+    def full(self) -> Array:
+        return self.block(jnp.zeros((), jnp.int32), self.segment_ids.shape[1])
+
+
+def _full_mask(attention_mask: Array | None, segment_ids: Array | None) -> SegmentMask | None:
+    """None for pure causal attention, else the segment description of the mask."""
     if attention_mask is None and segment_ids is None:
         return None
     if segment_ids is None:
         segment_ids = attention_mask.astype(jnp.int32)
-    seq = segment_ids.shape[1]
-    causal = jnp.tril(jnp.ones((seq, seq), jnp.bool_))
-    same = segment_ids[:, :, None] == segment_ids[:, None, :]  # [batch, q, k]
-    key_valid = (segment_ids > 0)[:, None, :]
-    return (causal[None] & same & key_valid)[:, None, :, :]
+    return SegmentMask(segment_ids.astype(jnp.int32))
+
+
+CHUNKED_ATTENTION_BLOCK = 512
+
+
+def chunked_attention(q: Array, k: Array, v: Array, mask: SegmentMask | None, block: int = CHUNKED_ATTENTION_BLOCK) -> Array:
+    """Exact causal attention computed one query block at a time, each block rematerialised in the backward pass.
+
+    Peak memory is [batch, heads, block, seq] scores instead of [batch, heads, seq, seq]: at seq 32768 this is
+    what makes s1's block size fit on accelerators without a fused flash-attention kernel (e.g. TPU).
+    q: [batch, seq, heads, head_dim]; k, v: [batch, seq, kv_heads, head_dim] -> [batch, seq, heads, head_dim].
+    """
+    batch, seq, heads, head_dim = q.shape
+    kv_heads = k.shape[2]
+    block = min(block, seq)
+    pad = (-seq) % block
+    if pad:  # padded queries are discarded; padded keys are never attended (causal: they come last)
+        q = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
+    num_blocks = (seq + pad) // block
+    scale = head_dim**-0.5
+    qb = q.reshape(batch, num_blocks, block, kv_heads, heads // kv_heads, head_dim).swapaxes(0, 1)
+    if mask is not None and pad:
+        mask = SegmentMask(jnp.pad(mask.segment_ids, ((0, 0), (0, pad))))
+        k_pad = ((0, 0), (0, pad), (0, 0), (0, 0))
+        k, v = jnp.pad(k, k_pad), jnp.pad(v, k_pad)
+    keys = k.shape[1]
+
+    @jax.checkpoint
+    def one_block(index: Array, q_block: Array) -> Array:  # q_block: [batch, block, kv, group, head_dim]
+        scores = jnp.einsum("bqkgd,bskd->bkgqs", q_block, k, preferred_element_type=jnp.float32) * scale
+        if mask is None:
+            q_idx = index * block + jnp.arange(block)
+            allowed = (jnp.arange(keys)[None, :] <= q_idx[:, None])[None, None, None]  # [1, 1, 1, block, keys]
+        else:
+            allowed = mask.block(index * block, block)[:, :, None]  # [batch, 1, 1, block, keys]
+        scores = jnp.where(allowed, scores, jnp.finfo(jnp.float32).min)
+        probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+        return jnp.einsum("bkgqs,bskd->bqkgd", probs, v)
+
+    out = jax.lax.map(lambda args: one_block(*args), (jnp.arange(num_blocks), qb))  # [blocks, batch, block, kv, g, d]
+    out = out.swapaxes(0, 1).reshape(batch, num_blocks * block, heads, head_dim)
+    return out[:, :seq]
