@@ -31,7 +31,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--loss-chunk", type=int, default=1024)
     p.add_argument("--param-dtype", default="float32")
     p.add_argument("--dtype", default="bfloat16")
-    p.add_argument("--attention-impl", default="", help="'' (XLA) or 'cudnn' (flash attention on NVIDIA)")
+    p.add_argument("--attention-impl", default="", help="'' (XLA), 'cudnn' (flash attention on NVIDIA) or 'chunked'")
     p.add_argument("--fsdp", type=int, default=-1)
     p.add_argument("--tensor", type=int, default=1)
     p.add_argument("--peak-flops", type=float, default=0.0, help="per-device peak FLOP/s for MFU (0: from table)")

@@ -5,7 +5,7 @@ no packing, bf16 compute with fp32 master weights, full remat. ``:ARG`` picks th
 
 - ``h100x16`` (default): 2 nodes x 8 H100, FSDP over all 16 GPUs (one sequence per GPU), cuDNN flash attention.
 - ``v5p-128``: 64 chips. The global batch of 16 cannot be split 64 ways, so FSDP=16 (one sequence per FSDP
-  shard) x tensor=4 (40 heads, 8 KV heads and the 27648-wide MLP all divide by 4).
+  shard) x tensor=4 (40 heads, 8 KV heads and the 27648-wide MLP all divide by 4); query-chunked attention.
 
 Weights: ``huggingface-cli download Qwen/Qwen2.5-32B-Instruct --local-dir checkpoints/Qwen2.5-32B-Instruct``
 (or set --config.model.path). Data: the hub dataset, or a local copy via --config.data.source.
@@ -27,7 +27,8 @@ def get_config(target: str = "h100x16"):
     cfg.model.preset = "qwen2_5_32b"
     cfg.model.dtype = "bfloat16"
     cfg.model.param_dtype = "float32"
-    cfg.model.attention_impl = "cudnn" if target.startswith("h100") else ""
+    # cuDNN flash attention on H100; query-chunked attention on TPU (never [heads, 32k, 32k] scores)
+    cfg.model.attention_impl = "cudnn" if target.startswith("h100") else "chunked"
     cfg.mesh.update(MESHES[target])
     cfg.data.source = "simplescaling/s1K"
     cfg.data.trace = "gemini"
