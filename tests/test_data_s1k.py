@@ -211,8 +211,8 @@ def _row_example(ids: np.ndarray) -> int:
 
 def test_batches_deterministic_and_epoch_order(tmp_path: pathlib.Path) -> None:
     ex = _synthetic(37)
-    a = SFTBatcher(ex, global_batch_size=8, seed=3, seq_len_multiple=16, block_size=64)
-    b = SFTBatcher(ex, global_batch_size=8, seed=3, seq_len_multiple=16, block_size=64)
+    a = SFTBatcher(ex, global_batch_size=8, seed=3, seq_len_multiple=16, block_size=64, drop_last=True)
+    b = SFTBatcher(ex, global_batch_size=8, seed=3, seq_len_multiple=16, block_size=64, drop_last=True)
     assert a.steps_per_epoch == 4  # 37 // 8: the partial batch is dropped
     for step in (0, 3, 4, 9):
         x, y = a.batch_at(step), b.batch_at(step)
@@ -225,12 +225,12 @@ def test_batches_deterministic_and_epoch_order(tmp_path: pathlib.Path) -> None:
     resumed = next(b.iterate(b.restore(state)))
     np.testing.assert_array_equal(resumed["input_ids"], a.batch_at(6)["input_ids"])
     with pytest.raises(ValueError, match="does not match"):
-        SFTBatcher(ex, global_batch_size=8, seed=4, block_size=64).restore(state)
+        SFTBatcher(ex, global_batch_size=8, seed=4, block_size=64, drop_last=True).restore(state)
     # Each epoch sees distinct examples, in a different order from the previous epoch.
     e0 = [r[0] for s in range(4) for r in a.global_rows_at(s)]
     e1 = [r[0] for s in range(4, 8) for r in a.global_rows_at(s)]
     assert len(set(e0)) == len(e0) == 32 and len(set(e1)) == 32 and e0 != e1
-    c = SFTBatcher(ex, global_batch_size=8, seed=4, block_size=64)
+    c = SFTBatcher(ex, global_batch_size=8, seed=4, block_size=64, drop_last=True)
     assert [r[0] for r in c.global_rows_at(0)] != [r[0] for r in a.global_rows_at(0)]
 
 
@@ -302,7 +302,7 @@ def test_batcher_errors() -> None:
     with pytest.raises(ValueError, match="process_index"):
         SFTBatcher(ex, global_batch_size=4, process_count=2, process_index=2)
     with pytest.raises(ValueError, match="not even one full batch"):
-        SFTBatcher(ex, global_batch_size=16)
+        SFTBatcher(ex, global_batch_size=16, drop_last=True)
     with pytest.raises(ValueError, match="more than block_size=8"):
         SFTBatcher(ex, global_batch_size=2, block_size=8)
     with pytest.raises(ValueError, match="at least one example"):
@@ -324,3 +324,22 @@ def test_end_to_end_fixture_batches(tmp_path: pathlib.Path, qwen_tok: Tokenizer)
     for r in range(4):
         targets = batch["input_ids"][r][batch["loss_mask"][r] > 0]
         assert im_end in targets.tolist()
+
+
+def test_last_partial_batch_is_kept_with_zero_loss_rows() -> None:
+    """As the HF Trainer s1 used: 1000 examples / batch 16 -> 63 steps per epoch (315 over 5 epochs)."""
+    assert SFTBatcher(_synthetic(1000), global_batch_size=16, block_size=64).total_steps(5) == 315
+    ex = _synthetic(37)
+    bat = SFTBatcher(ex, global_batch_size=8, seed=3, seq_len_multiple=16, block_size=64)
+    assert bat.steps_per_epoch == 5
+    seen = [r[0] for s in range(5) for r in bat.global_rows_at(s)]
+    assert sorted(seen) == list(range(37))  # every example exactly once per epoch
+    last = bat.batch_at(4)
+    assert last["input_ids"].shape[0] == 8
+    real = last["segment_ids"].max(axis=1) > 0
+    assert real.sum() == 5  # 37 - 4 * 8 real rows, then padding rows
+    assert last["loss_mask"][~real].sum() == 0 and last["attention_mask"][~real].sum() == 0
+    assert bat.batch_at(5)["input_ids"].shape[0] == 8  # the next epoch starts with a full batch
+    assert len(bat.global_rows_at(5)) == 8
+    tiny = SFTBatcher(ex[:3], global_batch_size=8, block_size=64)  # fewer examples than one batch: one padded step
+    assert tiny.steps_per_epoch == 1 and tiny.batch_at(0)["loss_mask"][3:].sum() == 0

@@ -75,6 +75,9 @@ class SFTBatcher:
     process_index: int = 0
     process_count: int = 1
     packing: bool = False
+    # False (default, as the HF Trainer used by s1): the last partial batch of an epoch is kept, its missing rows
+    # padded with zero-loss rows, so s1K gives ceil(1000 / 16) * 5 = 315 steps. True: it is dropped.
+    drop_last: bool = False
 
     def __post_init__(self) -> None:
         if not self.examples:
@@ -99,7 +102,7 @@ class SFTBatcher:
         self._units: list[list[int]] = (
             pack_examples(lengths, self.block_size) if self.packing else [[i] for i in range(len(lengths))]
         )
-        if len(self._units) < self.global_batch_size:
+        if self.drop_last and len(self._units) < self.global_batch_size:
             what = "packed rows" if self.packing else "examples"
             raise ValueError(
                 f"only {len(self._units)} {what} for global_batch_size={self.global_batch_size}: "
@@ -121,8 +124,10 @@ class SFTBatcher:
 
     @property
     def steps_per_epoch(self) -> int:
-        """Full global batches per epoch; the last partial batch of each epoch is dropped."""
-        return len(self._units) // self.global_batch_size
+        """Global batches per epoch; a last partial batch counts unless ``drop_last``."""
+        if self.drop_last:
+            return len(self._units) // self.global_batch_size
+        return -(-len(self._units) // self.global_batch_size)
 
     def total_steps(self, num_epochs: int) -> int:
         return self.steps_per_epoch * num_epochs
@@ -157,7 +162,7 @@ class SFTBatcher:
         rows = self.global_rows_at(step)
         t = self.seq_len_at(step)
         b = self.local_batch_size
-        mine = rows[self.process_index * b : (self.process_index + 1) * b]
+        mine = rows[self.process_index * b : (self.process_index + 1) * b]  # short in a last partial batch
         input_ids = np.full((b, t), self.pad_id, dtype=np.int32)  # [b, T]
         loss_mask = np.zeros((b, t), dtype=np.float32)  # [b, T]
         segment_ids = np.zeros((b, t), dtype=np.int32)  # [b, T]

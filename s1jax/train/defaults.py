@@ -28,6 +28,7 @@ def default_config() -> ml_collections.ConfigDict:
             system=None,  # None = the chat family's system message; "" = none
             max_examples=0,  # 0 = all
             packing=False,  # s1: no packing
+            drop_last=False,  # keep each epoch's last partial batch (zero-loss padding rows), as s1's HF Trainer
             pad_to_block=False,  # True: every batch is [.., block_size] (one compilation)
             seq_len_multiple=128,  # else pad each batch to its longest example rounded up to this
             seed=0,  # epoch shuffling

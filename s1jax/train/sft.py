@@ -70,6 +70,7 @@ def build_batcher(cfg: Any, tokenizer: Any, *, process_index: int = 0, process_c
         process_index=process_index,
         process_count=process_count,
         packing=bool(d.packing),
+        drop_last=bool(d.get("drop_last", False)),
     )
     return batcher, stats
 
