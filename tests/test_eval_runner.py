@@ -226,7 +226,7 @@ def test_cli_end_to_end_with_fake_engine(monkeypatch, tmp_path, shared_data_dir)
         top_k: int
         seed: int
 
-    monkeypatch.setitem(vars(s1jax), "load_model", lambda path, dtype: "model")
+    monkeypatch.setitem(vars(s1jax), "load_model", lambda path, **kw: "model")
     monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path: "tok")
     monkeypatch.setitem(vars(s1jax), "Budget", Budget)
     monkeypatch.setitem(vars(s1jax), "Sampling", Sampling)
@@ -234,7 +234,7 @@ def test_cli_end_to_end_with_fake_engine(monkeypatch, tmp_path, shared_data_dir)
                         lambda m, t, qs, budgets, budget, sampling, **kw: fake(qs, budgets))
     out = tmp_path / "run"
     config = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval" / "aime24.py"
-    argv = [f"--config={config}", "--config.model_path=fake", "--config.limit=3",
+    argv = [f"--config={config}", "--config.model.path=fake", "--config.limit=3",
             f"--config.output_dir={out}", "--config.budgets=[512, 2048]", "--config.progress=false"]
     assert cli.main(argv) == 0
     assert fake.calls == 1

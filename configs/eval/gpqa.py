@@ -3,7 +3,7 @@
 No local copy ships with the repo (gated dataset): set --config.data_path to a .jsonl/.parquet with the hub's
 columns (Question, Correct Answer, Incorrect Answer 1..3), or leave it empty to load Idavidrein/gpqa from the hub.
 
-    s1jax eval --config=configs/eval/gpqa.py --config.model_path=PATH [--config.gpqa_ask_letter=true]
+    s1jax eval --config=configs/eval/gpqa.py --config.model.path=PATH [--config.gpqa_ask_letter=true]
 """
 
 from s1jax.cli.eval import default_config

@@ -1,6 +1,6 @@
 """MATH500 with a budget-forcing sweep; s1-32B: 92.6 without, 93.0 with budget forcing.
 
-    s1jax eval --config=configs/eval/math500.py --config.model_path=PATH
+    s1jax eval --config=configs/eval/math500.py --config.model.path=PATH
 """
 
 from s1jax.cli.eval import default_config

@@ -15,6 +15,8 @@ from typing import Any
 
 import ml_collections
 
+from s1jax.model.presets import model_group
+
 __all__ = ["default_config", "main"]
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,9 +26,9 @@ SHARED_DATA = os.path.join(os.path.dirname(_REPO_ROOT), "shared", "data")
 def default_config(benchmark: str, data_file: str | None, budgets: tuple[int, ...]) -> ml_collections.ConfigDict:
     """The eval config every configs/eval/*.py starts from; ``data_file`` is looked up in ../shared/data."""
     cfg = ml_collections.ConfigDict()
-    cfg.model_path = ""  # HF dir, .gguf or s1jax checkpoint: required
-    cfg.tokenizer_path = ""  # defaults to model_path
-    cfg.dtype = "bfloat16"
+    # The model group every CLI shares; path (HF dir, .gguf or s1jax checkpoint) is required here, tokenizer
+    # defaults to the one found with the weights.
+    cfg.model = model_group(path="", preset="", dtype="bfloat16")
     cfg.system = ""  # "" = the chat format's default system message
     cfg.benchmark = benchmark
     local = os.path.join(SHARED_DATA, data_file) if data_file else ""
@@ -112,8 +114,8 @@ def main(argv: list[str]) -> int:
     if rest:
         print(f"s1jax eval: unexpected arguments {rest}", file=sys.stderr)
         return 2
-    if not cfg.model_path:
-        print("s1jax eval: set --config.model_path (HF dir, .gguf or s1jax checkpoint)", file=sys.stderr)
+    if not cfg.model.path:
+        print("s1jax eval: set --config.model.path (HF dir, .gguf or s1jax checkpoint)", file=sys.stderr)
         return 2
     print(format_config(cfg))
 
@@ -127,8 +129,9 @@ def main(argv: list[str]) -> int:
 
     import s1jax
 
-    model = s1jax.load_model(cfg.model_path, dtype=cfg.dtype)
-    tok = s1jax.load_tokenizer(cfg.tokenizer_path or cfg.model_path)
+    model = s1jax.load_model(cfg.model.path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype or None,
+                             attention_impl=cfg.model.attention_impl or None)
+    tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path)
     budget = s1jax.Budget(max_thinking_tokens=max(cfg.budgets), num_ignore=0, ignore_str=cfg.budget.ignore_str,
                           max_answer_tokens=cfg.budget.max_answer_tokens)
     sampling = s1jax.Sampling(temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
@@ -142,7 +145,7 @@ def main(argv: list[str]) -> int:
         print(f"resuming: {len(writer.records)} generations already in {writer.path}")
     _run_methods(cfg, items, gen_fn, sweep_fn, writer)
 
-    title = f"{cfg.benchmark} | {os.path.basename(os.path.normpath(cfg.model_path))}"
+    title = f"{cfg.benchmark} | {os.path.basename(os.path.normpath(cfg.model.path))}"
     paths = write_reports(writer.records, cfg.output_dir, title=title, grade_timeout_s=cfg.grade_timeout_s)
     with open(paths["markdown"], encoding="utf-8") as f:
         print(f.read())
