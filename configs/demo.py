@@ -33,7 +33,7 @@ def get_config(arg: str = ""):
     cfg.data.num_pool = 360  # clean generated rows (+ planted defects and eval copies)
     cfg.data.min_steps = 1
     cfg.data.max_steps = 5
-    cfg.data.num_eval = 30
+    cfg.data.num_eval = 32  # generation pads a batch to a power of two: 32 rows cost what 30 do
     cfg.data.eval_min_steps = 2
     cfg.data.eval_max_steps = 5
     cfg.data.num_contaminated = 3  # eval questions copied into the pool (decontamination must drop them)
@@ -46,29 +46,30 @@ def get_config(arg: str = ""):
     cfg.curation.ngram = 8
 
     # SFT: the s1 recipe (AdamW b=(0.9, 0.95), wd 1e-4, 5% linear warm-up, cosine to 0, loss on the assistant turn
-    # only, no packing), scaled to 2 CPU cores: 32 steps of batch 4 (2 epochs of 64 examples; s1: 315 steps of 16,
-    # 5 epochs of 1K). lr is 1e-4, not s1's 1e-5: at 1e-5 thirty-odd steps barely move a 135M model.
+    # only, no packing), scaled to 2 CPU cores: 24 steps of batch 4 (1.5 epochs of 64 examples; s1: 315 steps of 16,
+    # 5 epochs of 1K). lr is 1e-4, not s1's 1e-5: at 1e-5 two dozen steps barely move a 135M model.
     cfg.train = ml_collections.ConfigDict()
-    cfg.train.steps = 32
+    cfg.train.steps = 24
     cfg.train.batch_size = 4
-    cfg.train.block_size = 224  # every row padded to this (one compilation); the longest demo example has 224 tokens
+    cfg.train.block_size = 224  # every row padded to this (one compilation); the longest selected example has 211
     cfg.train.lr = 1e-4
     cfg.train.warmup_ratio = 0.05
     cfg.train.weight_decay = 1e-4
     cfg.train.b1 = 0.9
     cfg.train.b2 = 0.95
     cfg.train.grad_clip = 1.0
-    cfg.train.remat = "none"  # 135M at 4 x 256 fits in memory; no recompute
+    cfg.train.remat = "none"  # 135M at 4 x 224 fits in memory: no recompute
     cfg.train.save_every = 0  # 0 = only the final checkpoint
 
     # Budget forcing (s1jax.generate_budget_sweep): think once up to max(budgets), branch an answer at each budget;
-    # then "Wait" extrapolation (num_ignore) with thinking capped at num_ignore_max_tokens. Greedy decoding.
+    # then "Wait" extrapolation (num_ignore) with thinking capped at num_ignore_max_tokens. Greedy decoding, so
+    # num_ignore=0 at a cap that is one of the budgets is that budget's sweep result (reused, not decoded again).
     cfg.eval = ml_collections.ConfigDict()
     cfg.eval.budgets = (8, 16, 32, 64, 128)
     cfg.eval.num_ignore = (0, 1, 2)
-    cfg.eval.num_ignore_max_tokens = 160
-    cfg.eval.num_ignore_models = ("finetuned",)  # "base" too: the base model rarely stops by itself, so "Wait" is moot
-    cfg.eval.max_answer_tokens = 16
+    cfg.eval.num_ignore_max_tokens = 128
+    cfg.eval.num_ignore_models = ("finetuned",)  # add "base" to sweep it too (costs ~2 more generations)
+    cfg.eval.max_answer_tokens = 12  # "\nAnswer: \boxed{63}<|im_end|>" is 11 SmolLM2 tokens
     cfg.eval.ignore_str = "Wait"
     cfg.eval.batch_size = 32
     cfg.eval.temperature = 0.0
@@ -76,10 +77,10 @@ def get_config(arg: str = ""):
 
     cfg.fast_preset = ml_collections.ConfigDict()
     cfg.fast_preset.output_dir = "outputs/demo_fast"
-    cfg.fast_preset.data = ml_collections.ConfigDict(dict(num_pool=60, num_eval=6))
+    cfg.fast_preset.data = ml_collections.ConfigDict(dict(num_pool=60, num_eval=8))
     cfg.fast_preset.curation = ml_collections.ConfigDict(dict(num_select=16))
-    cfg.fast_preset.train = ml_collections.ConfigDict(dict(steps=4, batch_size=2, block_size=256))
+    cfg.fast_preset.train = ml_collections.ConfigDict(dict(steps=4, batch_size=2))
     cfg.fast_preset.eval = ml_collections.ConfigDict(
-        dict(budgets=(8, 32), num_ignore=(0, 1), num_ignore_max_tokens=32, max_answer_tokens=8, batch_size=8)
+        dict(budgets=(8, 32), num_ignore=(0, 1), num_ignore_max_tokens=32, batch_size=8)
     )
     return cfg

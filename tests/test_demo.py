@@ -109,6 +109,46 @@ def test_fast_preset_and_explicit_overrides():
     assert not full.fast and full.train.steps > cfg.fast_preset.train.steps
 
 
+def _summary(method_points):
+    from s1jax.eval.report import _method_summary
+
+    methods = []
+    for name, pts in method_points.items():
+        points = [{"point": f"max={b}", "x": b, "budget": b, "n": 10, "accuracy": acc, "avg_thinking_tokens": tok,
+                   "samples_within_budget": 1.0} for b, tok, acc in pts]
+        methods.append(_method_summary(name, points, budgeted=True))
+    return {"methods": methods}
+
+
+def test_verdict_follows_the_numbers():
+    from s1jax.demo.pipeline import format_table, verdict
+
+    rising = _summary({"base": [(8, 8, 0.0), (64, 60, 0.0)], "s1-demo": [(8, 8, 10.0), (64, 50, 40.0)]})
+    text = "\n".join(verdict(rising))
+    assert "s1-demo: accuracy 10.0% at budget 8 -> 40.0% at budget 64" in text
+    assert "test-time scaling SHOWS" in text and "fine-tuning helped" in text
+    flat = _summary({"base": [(8, 8, 20.0), (64, 60, 20.0)], "s1-demo": [(8, 8, 20.0), (64, 50, 10.0)]})
+    text = "\n".join(verdict(flat))
+    assert "SHOWS" not in text and text.count("does NOT show") == 2 and "did NOT improve" in text
+    table = format_table(rising)
+    assert "s1-demo" in table and "40.0" in table and "Scaling (pp/1K tok)" in table
+
+
+def test_output_dir_safety(tmp_path):
+    from s1jax.demo.pipeline import DemoError, _clean_outputs
+
+    (tmp_path / "mine.txt").write_text("user data")
+    with pytest.raises(DemoError, match="not empty"):
+        _clean_outputs(str(tmp_path))
+    assert (tmp_path / "mine.txt").exists()
+    fresh = tmp_path / "demo"
+    _clean_outputs(str(fresh))
+    (fresh / "data").mkdir()
+    (fresh / "results.jsonl").write_text("{}\n")
+    _clean_outputs(str(fresh))  # our own earlier run: cleaned
+    assert sorted(p.name for p in fresh.iterdir()) == [".s1jax-demo"]
+
+
 # ----------------------------------------------------------------------------------------------------- end to end
 
 

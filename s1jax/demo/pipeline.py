@@ -60,23 +60,29 @@ class StageClock:
 
     def __init__(self, num_stages: int = NUM_STAGES) -> None:
         self.start = time.perf_counter()
+        self.cpu_start = time.process_time()
         self.timings: list[tuple[str, float]] = []
+        self.cpu: dict[str, float] = {}
         self.num_stages = num_stages
 
     @contextlib.contextmanager
     def stage(self, name: str, what: str) -> Iterator[None]:
         k = len(self.timings) + 1
         _say(f"\n[{k}/{self.num_stages}] {what}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
             self.timings.append((name, dt))
-            _say(f"[{k}/{self.num_stages}] {name}: {dt:.1f} s (total {self.elapsed():.1f} s)")
+            self.cpu[name] = dc
+            _say(f"[{k}/{self.num_stages}] {name}: {dt:.1f} s wall, {dc:.1f} s CPU (total {self.elapsed():.1f} s)")
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+    def cpu_elapsed(self) -> float:
+        return time.process_time() - self.cpu_start
 
 
 # ---------------------------------------------------------------------------------------------------------- config
@@ -249,9 +255,21 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
     gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling)
     common = dict(batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s), progress=bool(cfg.progress))
     scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method, **common)
-    if wait_method is not None and len(e.num_ignore):
-        scaling.run_num_ignore_sweep(items, gen_fn, list(e.num_ignore), writer=writer,
-                                     max_thinking_tokens=int(e.num_ignore_max_tokens), method=wait_method, **common)
+    if wait_method is None or not len(e.num_ignore):
+        return
+    ignores = sorted({int(n) for n in e.num_ignore})
+    cap = int(e.num_ignore_max_tokens)
+    if ignores[0] == 0 and float(e.temperature) == 0.0 and cap in {int(b) for b in e.budgets}:
+        # Greedy decoding: num_ignore=0 with thinking capped at `cap` is the sweep's max=`cap` generation (the sweep
+        # thinks once and branches; generate_budget_sweep documents the equality). Reuse it instead of decoding again.
+        top = [r for r in writer.records if r["method"] == method and r["point"] == f"max={cap}"]
+        writer.append([{**r, "method": wait_method, "point": "ignore=0", "x": 0, "budget": cap,
+                        "reused_from": f"{method} max={cap}"} for r in top
+                       if not writer.done(wait_method, "ignore=0", r["item_id"])])
+        ignores = ignores[1:]
+    if ignores:
+        scaling.run_num_ignore_sweep(items, gen_fn, ignores, writer=writer, max_thinking_tokens=cap,
+                                     method=wait_method, **common)
 
 
 def train_config(cfg: ml_collections.ConfigDict, model_path: str, train_path: str, out_dir: str,
@@ -371,15 +389,28 @@ def verdict(summary: dict[str, Any]) -> list[str]:
     return out
 
 
-def next_steps(out_dir: str) -> str:
-    return f"""Next: the same pipeline on a real Qwen checkpoint (HF directory with config.json, *.safetensors,
-tokenizer.json; a GPU/TPU host; s1 used Qwen2.5-32B-Instruct on 16 H100s):
-  s1jax curate --config=configs/curate/s1k.py                      # 59K pool -> s1K (needs the hub)
-  s1jax train  --config=configs/train/s1.py --config.model.path=/models/Qwen2.5-32B-Instruct \\
-               --config.train.output_dir=runs/s1                    # the s1 recipe: lr 1e-5, 5 epochs, batch 16
-  s1jax eval   --config=configs/eval/aime24.py --config.model_path=runs/s1/hf   # budget-forcing sweep
-  s1jax eval   --config=configs/eval/math500.py --config.model_path=runs/s1/hf --config.num_ignore_sweep=true
-Or evaluate a released model directly, e.g. --config.model_path=/models/s1.1-32B. The demo's outputs are in {out_dir}."""
+def _short(path: str) -> str:
+    rel = os.path.relpath(path)
+    return rel if not rel.startswith("..") else path
+
+
+def next_steps(out_dir: str, tokenizer_path: str) -> str:
+    ckpt = _short(os.path.join(out_dir, "train", "checkpoints"))
+    data = _short(os.path.join(out_dir, "data", "eval.jsonl"))
+    tok = _short(tokenizer_path)
+    return f"""Next steps
+- The fine-tuned demo model is an s1jax checkpoint (its tokenizer is the GGUF's); every CLI takes it:
+  s1jax generate --config=configs/generate/smollm2.py --config.model.path={ckpt} \\
+      --config.model.tokenizer={tok} --config.prompt="Compute 7 + 5 - 3 from left to right."
+  s1jax eval --config=configs/eval/math500.py --config.benchmark=jsonl --config.data_path={data} \\
+      --config.model_path={ckpt} --config.tokenizer_path={tok} --config.dtype=float32 --config.budgets="(16, 32, 64)" \\
+      --config.output_dir={_short(os.path.join(out_dir, "eval_cli"))}
+- The real thing: a Qwen checkpoint (HF directory: config.json, *.safetensors, tokenizer.json) on a GPU/TPU host:
+  s1jax train --config=configs/train/qwen2_5_0_5b.py --config.model.path=/models/Qwen2.5-0.5B-Instruct  # s1K, one host
+  s1jax train --config=configs/train/s1_32b.py --config.model.path=/models/Qwen2.5-32B-Instruct         # s1-32B, 16 H100
+  s1jax eval --config=configs/eval/aime24.py --config.model_path=runs/s1-32b/hf                          # budget sweep
+  s1jax eval --config=configs/eval/math500.py --config.model_path=runs/s1-32b/hf --config.num_ignore_sweep=true
+  (or evaluate a released s1 model directly: --config.model_path=/models/s1.1-32B)"""
 
 
 # ---------------------------------------------------------------------------------------------------------- driver
@@ -387,9 +418,28 @@ Or evaluate a released model directly, e.g. --config.model_path=/models/s1.1-32B
 _OUTPUTS = ("data", "train", "results.jsonl", "summary.json", "results.md", "scaling.png", "demo_summary.json")
 
 
+def _loadavg() -> str:
+    try:
+        return "/".join(f"{x:.1f}" for x in os.getloadavg())
+    except (AttributeError, OSError):
+        return "n/a"
+
+
+_MARKER = ".s1jax-demo"
+
+
 def _clean_outputs(out_dir: str) -> None:
     """Remove what an earlier demo run wrote there (only the demo's own file names): a rerun starts fresh, since
-    results.jsonl resumes and the trainer refuses a directory with checkpoints."""
+    results.jsonl resumes and the trainer refuses a directory with checkpoints. A non-empty directory that an
+    earlier demo did not create is refused rather than cleaned."""
+    os.makedirs(out_dir, exist_ok=True)
+    marker = os.path.join(out_dir, _MARKER)
+    if not os.path.exists(marker):
+        if os.listdir(out_dir):
+            raise DemoError(f"output_dir {out_dir!r} is not empty and was not made by `s1jax demo`; the demo replaces "
+                            f"{', '.join(_OUTPUTS)} there, so pick a new or empty directory (--config.output_dir=...)")
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write("written by `s1jax demo`; its outputs here are replaced on the next run\n")
     for name in _OUTPUTS:
         p = os.path.join(out_dir, name)
         if os.path.isdir(p):
@@ -403,12 +453,12 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     import jax
 
     out_dir = os.path.abspath(cfg.output_dir)
-    os.makedirs(out_dir, exist_ok=True)
     _clean_outputs(out_dir)
     clock = StageClock()
     _say(f"s1jax demo{' (fast)' if cfg.fast else ''}: the s1 pipeline on SmolLM2-135M-Instruct; outputs -> {out_dir}")
     _say(f"host: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__} on "
-         f"{jax.devices()[0].platform} x{jax.device_count()}; python {sys.version.split()[0]}")
+         f"{jax.devices()[0].platform} x{jax.device_count()}; python {sys.version.split()[0]}; load average "
+         f"{_loadavg()}")
 
     with clock.stage("load", "Loading SmolLM2-135M-Instruct (GGUF -> Flax, fp32) and its tokenizer"):
         model, tok, model_path = stage_load(cfg)
@@ -440,16 +490,20 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
         lines = verdict(summary)
     total = clock.elapsed()
     _say("\n" + table + "\n")
-    _say("Control: share of runs whose thinking stayed within the budget. Scaling: mean slope of accuracy vs thinking "
-         "tokens over all pairs of points (pp per 1K tokens). Performance: best accuracy.")
+    _say("Control: share of runs whose thinking stayed within the budget. Scaling: mean slope of accuracy vs average "
+         "thinking tokens over all pairs of points, in pp per 1K tokens (the demo's budgets are tens of tokens, so "
+         "the slopes are large). Performance: best accuracy. ignore=0 of +Wait reuses the sweep's max point.")
     for line in lines:
         _say("* " + line)
     n = len(data.eval_items)
     _say(f"* {n} eval questions: one question is {100 / n:.1f} pp, so differences of a few points are noise.")
     _say("\nwall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.timings) + f"; total {total:.0f} s"
-         + (f" (over the {cfg.max_minutes:.0f}-minute target)" if total > 60 * cfg.max_minutes else ""))
+         + (f" (over the {cfg.max_minutes:.0f}-minute target)" if total > 60 * cfg.max_minutes else "")
+         + f"; {clock.cpu_elapsed():.0f} CPU-seconds over {os.cpu_count()} cores; load average now {_loadavg()} "
+         "(other processes on the machine slow every stage)")
     demo_summary = {
-        "fast": bool(cfg.fast), "total_s": total, "timings_s": dict(clock.timings), "verdict": lines,
+        "fast": bool(cfg.fast), "total_s": total, "timings_s": dict(clock.timings), "cpu_s": clock.cpu,
+        "cpu_count": os.cpu_count(), "verdict": lines,
         "train": {"steps": train_result.step, "losses": train_result.losses,
                   "checkpoint_dir": train_result.checkpoint_dir},
         "curation": data.curation.report(), "planted": data.planted,
@@ -462,5 +516,5 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     _say(f"\noutputs in {out_dir}: results.jsonl (every generation, graded), summary.json, results.md, scaling.png, "
          f"demo_summary.json, data/ (pool, eval, curated train set, stage report, drops, domains.png), "
          f"train/ (metrics.jsonl, checkpoints)")
-    _say("\n" + next_steps(out_dir))
+    _say("\n" + next_steps(out_dir, model_path))
     return demo_summary
