@@ -149,6 +149,26 @@ def test_output_dir_safety(tmp_path):
     assert sorted(p.name for p in fresh.iterdir()) == [".s1jax-demo"]
 
 
+def test_next_step_commands_parse_against_their_configs(tmp_path):
+    """Every command the demo prints names a real config file and only fields that config has."""
+    import shlex
+
+    from s1jax.config import parse_config_args
+    from s1jax.demo.pipeline import next_step_commands
+
+    cmds = next_step_commands(str(tmp_path / "demo"), str(tmp_path / "model.gguf"))
+    assert {argv[1] for _, argv in cmds} >= {"generate", "eval", "train"}
+    cwd = os.getcwd()
+    os.chdir(REPO_ROOT)  # config paths are relative to the repository root, as printed
+    try:
+        for _, argv in cmds:
+            args = shlex.split(" ".join(argv))[2:]
+            cfg, rest = parse_config_args(args)
+            assert not rest, (argv, rest)
+    finally:
+        os.chdir(cwd)
+
+
 # ----------------------------------------------------------------------------------------------------- end to end
 
 

@@ -394,23 +394,43 @@ def _short(path: str) -> str:
     return rel if not rel.startswith("..") else path
 
 
-def next_steps(out_dir: str, tokenizer_path: str) -> str:
+def next_step_commands(out_dir: str, tokenizer_path: str) -> list[tuple[str, list[str]]]:
+    """(comment, argv) of the commands the demo suggests; tests parse every one against its config file."""
     ckpt = _short(os.path.join(out_dir, "train", "checkpoints"))
     data = _short(os.path.join(out_dir, "data", "eval.jsonl"))
     tok = _short(tokenizer_path)
-    return f"""Next steps
-- The fine-tuned demo model is an s1jax checkpoint (its tokenizer is the GGUF's); every CLI takes it:
-  s1jax generate --config=configs/generate/smollm2.py --config.model.path={ckpt} \\
-      --config.model.tokenizer={tok} --config.prompt="Compute 7 + 5 - 3 from left to right."
-  s1jax eval --config=configs/eval/math500.py --config.benchmark=jsonl --config.data_path={data} \\
-      --config.model_path={ckpt} --config.tokenizer_path={tok} --config.dtype=float32 --config.budgets="(16, 32, 64)" \\
-      --config.output_dir={_short(os.path.join(out_dir, "eval_cli"))}
-- The real thing: a Qwen checkpoint (HF directory: config.json, *.safetensors, tokenizer.json) on a GPU/TPU host:
-  s1jax train --config=configs/train/qwen2_5_0_5b.py --config.model.path=/models/Qwen2.5-0.5B-Instruct  # s1K, one host
-  s1jax train --config=configs/train/s1_32b.py --config.model.path=/models/Qwen2.5-32B-Instruct         # s1-32B, 16 H100
-  s1jax eval --config=configs/eval/aime24.py --config.model_path=runs/s1-32b/hf                          # budget sweep
-  s1jax eval --config=configs/eval/math500.py --config.model_path=runs/s1-32b/hf --config.num_ignore_sweep=true
-  (or evaluate a released s1 model directly: --config.model_path=/models/s1.1-32B)"""
+    return [
+        ("the fine-tuned demo model, one question",
+         ["s1jax", "generate", "--config=configs/generate/smollm2.py", f"--config.model.path={ckpt}",
+          f"--config.model.tokenizer={tok}", '--config.prompt="Compute 7 + 5 - 3 from left to right."']),
+        ("the fine-tuned demo model on the demo's eval set, with the eval CLI",
+         ["s1jax", "eval", "--config=configs/eval/math500.py", "--config.benchmark=jsonl", f"--config.data_path={data}",
+          f"--config.model.path={ckpt}", f"--config.model.tokenizer={tok}", "--config.model.dtype=float32",
+          '--config.budgets="(16, 32, 64)"', f"--config.output_dir={_short(os.path.join(out_dir, 'eval_cli'))}"]),
+        ("s1K SFT of a small Qwen on one GPU/TPU host",
+         ["s1jax", "train", "--config=configs/train/qwen2_5_0_5b.py",
+          "--config.model.path=/models/Qwen2.5-0.5B-Instruct"]),
+        ("s1-32B: the paper's run (16 H100)",
+         ["s1jax", "train", "--config=configs/train/s1_32b.py", "--config.model.path=/models/Qwen2.5-32B-Instruct"]),
+        ("AIME24 budget-forcing sweep of the result",
+         ["s1jax", "eval", "--config=configs/eval/aime24.py", "--config.model.path=runs/s1-32b/hf"]),
+        ("MATH500 with the 'Wait' extrapolation sweep",
+         ["s1jax", "eval", "--config=configs/eval/math500.py", "--config.model.path=runs/s1-32b/hf",
+          "--config.num_ignore_sweep=true"]),
+    ]
+
+
+def next_steps(out_dir: str, tokenizer_path: str) -> str:
+    cmds = next_step_commands(out_dir, tokenizer_path)
+    lines = ["Next steps", "- With the demo's outputs (the checkpoint's tokenizer is the GGUF's):"]
+    for i, (comment, argv) in enumerate(cmds):
+        if i == 2:
+            lines.append("- The real thing: a Qwen checkpoint (HF directory: config.json, *.safetensors, tokenizer.json) "
+                         "on a GPU/TPU host:")
+        lines.append(f"  # {comment}")
+        lines.append("  " + " ".join(argv))
+    lines.append("  (or evaluate a released s1 model directly: --config.model.path=/models/s1.1-32B)")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------------------- driver
