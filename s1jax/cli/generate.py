@@ -71,27 +71,24 @@ def sampling_from_config(group: Any) -> Any:
 
 
 def read_questions(path: str, limit: int = 0) -> list[str]:
+    """Questions from a row file (.jsonl/.json/.parquet with a "question" or "problem" field) or a .txt file (one
+    question per line)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"questions_file not found: {path!r}")
-    out: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if path.endswith(".jsonl"):
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}:{n}: malformed JSON: {e}") from e
-                q = rec.get("question", rec.get("problem")) if isinstance(rec, dict) else None
-                if not isinstance(q, str):
-                    raise ValueError(f"{path}:{n}: no string 'question' or 'problem' field")
-                out.append(q)
-            else:
-                out.append(line)
-            if limit and len(out) >= limit:
-                break
+    from s1jax.data.files import ROW_FILE_SUFFIXES, read_rows
+
+    if not path.lower().endswith(ROW_FILE_SUFFIXES):
+        with open(path, encoding="utf-8") as f:
+            out = [line.strip() for line in f if line.strip()]
+        return out[:limit] if limit else out
+    out = []
+    for n, rec in enumerate(read_rows(path), 1):
+        q = rec.get("question", rec.get("problem"))
+        if not isinstance(q, str):
+            raise ValueError(f"{path}: row {n} has no string 'question' or 'problem' field")
+        out.append(q)
+        if limit and len(out) >= limit:
+            break
     return out
 
 

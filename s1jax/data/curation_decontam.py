@@ -9,13 +9,13 @@ pool row costs O(words in the row).
 from __future__ import annotations
 
 import importlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from s1jax.data.curation_quality import Drop, field_text
 from s1jax.data.curation_text import normalize_words, word_ngrams
+from s1jax.data.files import read_rows
 
 __all__ = ["read_eval_questions", "load_eval_questions", "build_ngram_index", "decontaminate"]
 
@@ -41,19 +41,10 @@ def read_eval_questions(path: str) -> list[str]:
     """Questions from a local ``.jsonl`` / ``.json`` / ``.parquet`` file (fields ``problem`` or ``question``)."""
     if not os.path.isfile(path):
         raise ValueError(f"decontamination eval file not found: {path!r}")
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        items: list[Any] = pq.read_table(path).to_pylist()
-    elif path.endswith(".jsonl"):
-        with open(path, encoding="utf-8") as f:
-            items = [json.loads(line) for line in f if line.strip()]
-    elif path.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        items = data if isinstance(data, list) else data.get("data", data.get("rows", []))
-    else:
-        raise ValueError(f"decontamination eval file {path!r}: expected .jsonl, .json or .parquet")
+    try:
+        items: list[Any] = read_rows(path)
+    except ValueError as e:
+        raise ValueError(f"decontamination eval file {path!r}: {e}") from e
     questions = [q for q in (_question_of(it) for it in items) if q]
     if not questions:
         raise ValueError(f"decontamination eval file {path!r} has no 'problem'/'question' field in any row")

@@ -14,31 +14,14 @@ from typing import Any
 
 from s1jax.data.curation import OUTPUT_COLUMNS, CurationResult, run_curation
 from s1jax.data.curation_decontam import load_eval_questions
+from s1jax.data.files import read_row_source
 from s1jax.data.curation_text import as_trajectories
 
 __all__ = ["load_pool", "write_outputs", "format_report", "plot_domains", "curate_from_config"]
 
 
 def _read_local(path: str) -> list[dict[str, Any]]:
-    if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.endswith((".parquet", ".jsonl", ".json")))
-        if not files:
-            raise ValueError(f"pool directory {path!r} has no .parquet/.jsonl/.json files")
-        return [row for f in files for row in _read_local(os.path.join(path, f))]
-    if path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if path.endswith(".jsonl"):
-        with open(path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-    if path.endswith(".json"):
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if not isinstance(data, list):
-            raise ValueError(f"pool file {path!r}: expected a JSON list of rows")
-        return data
-    raise ValueError(f"pool file {path!r}: expected .parquet, .jsonl or .json")
+    return read_row_source(path)
 
 
 def load_pool(source: str, split: str = "train", limit: int = 0) -> list[dict[str, Any]]:

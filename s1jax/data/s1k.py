@@ -9,13 +9,13 @@ turn only; :class:`s1jax.data.batching.SFTBatcher` turns examples into determini
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
+from s1jax.data.files import ROW_FILE_SUFFIXES, read_row_source
 from s1jax.tokenizer import Tokenizer
 
 __all__ = ["Example", "SFTBatcher", "TokenizeStats", "load_s1k_rows", "render_rows", "tokenize_examples"]
@@ -29,7 +29,6 @@ def __getattr__(name: str) -> Any:
         return SFTBatcher
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-_LOCAL_SUFFIXES = (".parquet", ".jsonl", ".json")
 
 # Column pairs (thinking, attempt) per trace source. s1K's original columns hold the Gemini traces.
 _TRACE_COLUMNS: dict[str, list[tuple[str, str]]] = {
@@ -43,59 +42,11 @@ _TRACE_COLUMNS: dict[str, list[tuple[str, str]]] = {
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _read_local_file(path: pathlib.Path) -> list[dict[str, Any]]:
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    text = path.read_text(encoding="utf-8")
-    if suffix == ".json":
-        stripped = text.lstrip()
-        if stripped.startswith("["):
-            data = json.loads(text)
-            if not all(isinstance(r, dict) for r in data):
-                raise ValueError(f"{path}: expected a JSON list of objects")
-            return data
-        if stripped.startswith("{"):
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError:
-                data = None  # several objects: JSON lines under a .json name
-            if isinstance(data, dict):
-                # {"train": [...]} / {"data": [...]}: the first list of records.
-                for value in data.values():
-                    if isinstance(value, list) and all(isinstance(r, dict) for r in value):
-                        return value
-                return [data]
-    rows = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON line: {e}") from None
-    return rows
-
-
 def _read_source(source: str | pathlib.Path, split: str) -> tuple[list[dict[str, Any]], str]:
     path = pathlib.Path(source).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in _LOCAL_SUFFIXES)
-        # A split-named file wins in a directory holding several splits (train.parquet, test.parquet).
-        named = [p for p in files if p.stem == split or p.stem.startswith(f"{split}-")]
-        files = named or files
-        if not files:
-            raise ValueError(f"no .parquet/.jsonl/.json files in directory {path}")
-        rows: list[dict[str, Any]] = []
-        for f in files:
-            rows.extend(_read_local_file(f))
-        return rows, str(path)
-    if path.is_file():
-        if path.suffix.lower() not in _LOCAL_SUFFIXES:
-            raise ValueError(f"unsupported data file {path}: expected .parquet, .jsonl or .json")
-        return _read_local_file(path), str(path)
-    if str(source).startswith((".", "/", "~")) or path.suffix.lower() in _LOCAL_SUFFIXES:
+    if path.is_dir() or path.is_file():
+        return read_row_source(path, split), str(path)
+    if str(source).startswith((".", "/", "~")) or path.suffix.lower() in ROW_FILE_SUFFIXES:
         raise FileNotFoundError(f"data source not found: {path}")
     # A hub dataset name (simplescaling/s1K, simplescaling/s1K-1.1, ...).
     import datasets

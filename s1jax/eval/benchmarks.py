@@ -11,12 +11,13 @@ the user turn exactly as s1's lm-evaluation-harness fork renders it, so accuracy
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from s1jax.data.files import read_rows
 
 __all__ = ["EvalItem", "BENCHMARKS", "load_benchmark", "load_rows", "gpqa_prompt"]
 
@@ -48,36 +49,10 @@ _ALIASES = {"aime": "aime24", "aime_2024": "aime24", "math": "math500", "math-50
 
 
 def load_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl / .json (list or {"data"/"rows"/"train"/"test": [...]}) / .parquet file."""
+    """Rows of a local .jsonl / .json / .parquet benchmark file."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"benchmark file not found: {path!r}")
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".jsonl":
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}:{n}: not valid JSON: {e}") from e
-        return rows
-    if ext == ".json":
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-        if isinstance(data, dict):
-            for key in ("data", "rows", "train", "test", "examples"):
-                if isinstance(data.get(key), list):
-                    return data[key]
-            raise ValueError(f"{path}: JSON object without a list under data/rows/train/test/examples")
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of rows")
-        return data
-    if ext == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    raise ValueError(f"{path}: unsupported extension {ext!r} (use .jsonl, .json or .parquet)")
+    return read_rows(path)
 
 
 def _hub_rows(repo: str, config: str | None, split: str) -> list[dict[str, Any]]:
