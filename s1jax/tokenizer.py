@@ -1,5 +1,5 @@
-"""Tokenizers for s1jax: HF ``tokenizer.json``, SentencePiece ``.model`` and GGUF-embedded vocabularies, plus the
-s1 chat format.
+"""Tokenizers for s1jax: HF ``tokenizer.json``, SentencePiece ``.model`` and GGUF-embedded vocabularies
+(``tokenizer_gguf.py``); the s1 chat format (``chat_format.py``) is re-exported here.
 
 Everything downstream (SFT data, generation, budget forcing) talks to one small :class:`Tokenizer` interface, so the
 model family and the file the vocabulary came from do not leak into the rest of the code. Token ids are always looked
@@ -13,7 +13,6 @@ string rendering: the chat template itself is Jinja in a file we may not have (G
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import pathlib
@@ -21,131 +20,23 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
+from s1jax.chat_format import (  # re-exported: the chat format is part of the tokenizer API
+    QWEN_SYSTEM_MESSAGE,
+    SMOLLM2_SYSTEM_MESSAGE,
+    ChatFormat,
+    chat_format_for,
+    detect_family,
+)
+
 __all__ = [
+    "QWEN_SYSTEM_MESSAGE",
+    "SMOLLM2_SYSTEM_MESSAGE",
     "ChatFormat",
     "Tokenizer",
     "chat_format_for",
     "detect_family",
     "load_tokenizer",
 ]
-
-QWEN_SYSTEM_MESSAGE = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
-SMOLLM2_SYSTEM_MESSAGE = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Chat format
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class ChatFormat:
-    """ChatML rendering of s1 prompts and training texts for one model family.
-
-    Only strings live here; the tokenizer maps the delimiters to ids. ``system=None`` in the render methods means the
-    family default (``system_message``), ``system=""`` means no system turn at all.
-    """
-
-    family: str = "qwen2"
-    system_message: str = QWEN_SYSTEM_MESSAGE
-    im_start: str = "<|im_start|>"
-    im_end: str = "<|im_end|>"
-    think_start: str = "<|im_start|>think"
-    answer_start: str = "<|im_start|>answer"
-
-    def _system(self, system: str | None) -> str:
-        return self.system_message if system is None else system
-
-    def render_turn(self, role: str, content: str) -> str:
-        """One complete ChatML turn, as the Qwen2.5 template writes it: ``<|im_start|>{role}\\n{content}<|im_end|>\\n``."""
-        return f"{self.im_start}{role}\n{content}{self.im_end}\n"
-
-    @property
-    def assistant_start(self) -> str:
-        """The header that opens the assistant turn; pre-rendered s1K_tokenized texts are split here."""
-        return f"{self.im_start}assistant\n"
-
-    def render_prefix(self, question: str, system: str | None = None) -> str:
-        """System turn (unless ``system == ""``), user turn, and the assistant header."""
-        sys_msg = self._system(system)
-        text = self.render_turn("system", sys_msg) if sys_msg != "" else ""
-        return text + self.render_turn("user", question) + self.assistant_start
-
-    def render_prompt(self, question: str, system: str | None = None) -> str:
-        """The generation prompt s1 uses: the prefix followed by ``<|im_start|>think`` (no newline: the model writes
-        it), so thinking starts immediately."""
-        return self.render_prefix(question, system) + self.think_start
-
-    def render_training(
-        self, question: str, thinking: str, answer: str, system: str | None = None
-    ) -> tuple[str, str]:
-        """``(prompt_part, completion_part)`` of one SFT example; the loss goes on ``completion_part`` only.
-
-        Mirrors s1's ``process_cot_example``: the answer gets an ``"Answer: "`` prefix unless it already contains
-        ``"Answer:"``, then both thinking and answer are stripped; the assistant content is
-        ``<|im_start|>think\\n{thinking}\\n<|im_start|>answer\\n{answer}`` closed by ``<|im_end|>\\n``.
-        """
-        if "Answer:" not in answer:
-            answer = "Answer: " + answer
-        content = f"{self.think_start}\n{thinking.strip()}\n{self.answer_start}\n{answer.strip()}"
-        return self.render_prefix(question, system), f"{content}{self.im_end}\n"
-
-
-_FAMILY_FORMATS: dict[str, ChatFormat] = {
-    "qwen2": ChatFormat(family="qwen2", system_message=QWEN_SYSTEM_MESSAGE),
-    "smollm2": ChatFormat(family="smollm2", system_message=SMOLLM2_SYSTEM_MESSAGE),
-}
-_FAMILY_ALIASES = {
-    "qwen": "qwen2",
-    "qwen2": "qwen2",
-    "qwen2.5": "qwen2",
-    "qwen2_5": "qwen2",
-    "qwen3": "qwen2",
-    "llama": "smollm2",
-    "smollm": "smollm2",
-    "smollm2": "smollm2",
-}
-
-
-def chat_format_for(family: str, **overrides: Any) -> ChatFormat:
-    """The chat format of a model family (``"qwen2"``, ``"llama"``/``"smollm2"``), with optional field overrides
-    (e.g. ``system_message=...``)."""
-    key = _FAMILY_ALIASES.get(family.lower().replace("-", "_"))
-    if key is None:
-        raise ValueError(f"unknown chat family {family!r}; known: {sorted(_FAMILY_ALIASES)}")
-    return dataclasses.replace(_FAMILY_FORMATS[key], **overrides)
-
-
-def detect_family(
-    *,
-    model_type: str | None = None,
-    chat_template: str | None = None,
-    gguf_pre: str | None = None,
-    vocab_size: int | None = None,
-) -> str:
-    """Best guess of the chat family from whatever metadata a tokenizer came with.
-
-    The chat template is the most specific signal (it names its default system message); then the GGUF
-    pre-tokenizer name and the config's model_type. The fallback is ``"qwen2"``: s1 is a Qwen recipe.
-    """
-    tmpl = chat_template or ""
-    if "SmolLM" in tmpl:
-        return "smollm2"
-    if "Qwen" in tmpl:
-        return "qwen2"
-    if gguf_pre:
-        if gguf_pre.startswith("smollm"):
-            return "smollm2"
-        if "qwen" in gguf_pre:
-            return "qwen2"
-    if model_type:
-        mt = model_type.lower()
-        if mt.startswith("qwen"):
-            return "qwen2"
-        if mt == "llama" and vocab_size is not None and vocab_size < 100_000:
-            return "smollm2"
-    return "qwen2"
-
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Backends
@@ -426,152 +317,10 @@ def _load_spm(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
     )
 
 
-# GGUF token types (llama.cpp): 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
-_GGUF_CONTROL, _GGUF_USER_DEFINED, _GGUF_BYTE, _GGUF_UNKNOWN = 3, 4, 6, 2
-
-# Pre-tokenizer split regexes by `tokenizer.ggml.pre`, as llama.cpp applies them before byte-level BPE.
-_QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-_LLAMA3_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-_GGUF_SPLITS = {
-    "qwen2": _QWEN2_SPLIT,
-    "deepseek-r1-qwen": _QWEN2_SPLIT,
-    "llama3": _LLAMA3_SPLIT,
-    "llama-v3": _LLAMA3_SPLIT,
-    "llama-bpe": _LLAMA3_SPLIT,
-    "smaug-bpe": _LLAMA3_SPLIT,
-}
-
-# llama.cpp pre-tokenizers that isolate each digit (regex "\p{N}") before the GPT-2 split.
-_GGUF_DIGIT_PRES = frozenset({"smollm", "starcoder", "refact", "command-r", "codeshell", "exaone", "minerva"})
-
-
-def _gguf_metadata(path: pathlib.Path) -> dict[str, Any]:
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path), "r")
-    meta: dict[str, Any] = {}
-    for key, field in reader.fields.items():
-        if key.startswith("tokenizer.") or key.startswith("general."):
-            meta[key] = field.contents()
-    return meta
-
-
-def _spm_merges(tokens: Sequence[str], scores: Sequence[float], usable: set[str]) -> list[tuple[str, str]]:
-    """BPE merges equivalent to SentencePiece-BPE / llama.cpp SPM: a merge's rank is the score of the piece it makes.
-
-    SPM files carry scores, not merges; llama.cpp greedily merges the adjacent pair whose concatenation has the best
-    score, which is exactly BPE with merges sorted by that score.
-    """
-    vocab = {t: i for i, t in enumerate(tokens)}
-    merges: list[tuple[float, int, int, str, str]] = []
-    for tok, score in zip(tokens, scores):
-        if tok not in usable or len(tok) < 2:
-            continue
-        for k in range(1, len(tok)):
-            left, right = tok[:k], tok[k:]
-            if left in usable and right in usable:
-                merges.append((-float(score), vocab[left], vocab[right], left, right))
-    merges.sort()
-    return [(m[3], m[4]) for m in merges]
-
-
 def _load_gguf(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
-    from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers
-    from tokenizers import Tokenizer as HFTokenizer
+    from s1jax.tokenizer_gguf import load_gguf_tokenizer
 
-    meta = _gguf_metadata(path)
-    model_kind = meta.get("tokenizer.ggml.model")
-    tokens: list[str] = list(meta.get("tokenizer.ggml.tokens") or [])
-    if model_kind is None or not tokens:
-        raise ValueError(f"{path}: GGUF file has no embedded tokenizer (tokenizer.ggml.model/tokens missing)")
-    types: list[int] = [int(t) for t in (meta.get("tokenizer.ggml.token_type") or [1] * len(tokens))]
-    pre = meta.get("tokenizer.ggml.pre")
-
-    if model_kind == "gpt2":
-        merges_raw = meta.get("tokenizer.ggml.merges") or []
-        merges = []
-        for m in merges_raw:
-            parts = m.split(" ")
-            if len(parts) != 2:
-                raise ValueError(f"{path}: malformed merge {m!r}")
-            merges.append((parts[0], parts[1]))
-        vocab = {t: i for i, t in enumerate(tokens)}
-        tok = HFTokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-        if pre in _GGUF_SPLITS:
-            tok.pre_tokenizer = pre_tokenizers.Sequence(
-                [
-                    pre_tokenizers.Split(Regex(_GGUF_SPLITS[pre]), behavior="isolated"),
-                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-                ]
-            )
-        elif pre in _GGUF_DIGIT_PRES:
-            # llama.cpp's SMOLLM (& co.) pre-tokenizer, and SmolLM2's own tokenizer.json: isolate every digit, then
-            # GPT-2. transformers' GGUF loader skips the digit step, so "x  2" differs there ("Ġ","Ġ","2" vs "ĠĠ","2").
-            tok.pre_tokenizer = pre_tokenizers.Sequence(
-                [
-                    pre_tokenizers.Digits(individual_digits=True),
-                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-                ]
-            )
-        else:
-            tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-        tok.decoder = decoders.ByteLevel()
-    elif model_kind == "llama":
-        scores = [float(s) for s in (meta.get("tokenizer.ggml.scores") or [0.0] * len(tokens))]
-        unk_id = meta.get("tokenizer.ggml.unknown_token_id")
-        unk = tokens[int(unk_id)] if unk_id is not None else None
-        usable = {t for t, ty in zip(tokens, types) if ty not in (_GGUF_CONTROL, _GGUF_UNKNOWN, _GGUF_BYTE)}
-        vocab = {t: i for i, t in enumerate(tokens)}
-        merges = _spm_merges(tokens, scores, usable)
-        tok = HFTokenizer(models.BPE(vocab=vocab, merges=merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
-        add_prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
-        # llama.cpp's SPM path: escape spaces as U+2581 and (add_space_prefix) prefix one to every raw-text fragment,
-        # also after special tokens and also when the text already starts with a space. A normalizer does exactly
-        # that, since tokenizers applies it to each segment between added tokens. (Metaspace would skip the prefix
-        # on text that starts with a space, and lose that space on decode.)
-        steps_n = [normalizers.Prepend("\u2581")] if add_prefix else []
-        tok.normalizer = normalizers.Sequence([*steps_n, normalizers.Replace(" ", "\u2581")])
-        steps = [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
-        if add_prefix:
-            steps.append(decoders.Strip(" ", 1, 0))
-        tok.decoder = decoders.Sequence(steps)
-    else:
-        raise ValueError(f"{path}: unsupported GGUF tokenizer model {model_kind!r} (supported: 'gpt2', 'llama')")
-
-    specials = [AddedToken(t, normalized=False, special=True) for t, ty in zip(tokens, types) if ty == _GGUF_CONTROL and t]
-    if specials:
-        tok.add_special_tokens(specials)
-    user = [AddedToken(t, normalized=False, special=False) for t, ty in zip(tokens, types) if ty == _GGUF_USER_DEFINED]
-    if user:
-        tok.add_tokens(user)
-
-    def tid(key: str) -> int | None:
-        v = meta.get(f"tokenizer.ggml.{key}")
-        return int(v) if v is not None else None
-
-    eos_id = tid("eos_token_id")
-    if chat is None:
-        template = meta.get("tokenizer.chat_template")
-        chat = chat_format_for(
-            detect_family(
-                model_type=meta.get("general.architecture"),
-                chat_template=template if isinstance(template, str) else None,
-                gguf_pre=pre,
-                vocab_size=len(tokens),
-            )
-        )
-    return Tokenizer(
-        _HFBackend(tok),
-        chat=chat,
-        eos_tokens=[eos_id] if eos_id is not None else [],
-        pad_token=tid("padding_token_id"),
-        bos_token=tid("bos_token_id"),
-        source=str(path),
-    )
+    return load_gguf_tokenizer(path, chat)
 
 
 def load_tokenizer(path: str | os.PathLike[str], *, chat: ChatFormat | None = None) -> Tokenizer:
