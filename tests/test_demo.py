@@ -46,18 +46,23 @@ def test_tasks_are_deterministic_and_correct():
             if results:
                 assert x == results[-1], t.steps
             results.append(y)
-        assert results and results[-1] == t.answer
+        assert results and results[-1] == t.answer and len(results) == t.num_ops
         assert t.attempt == f"\\boxed{{{t.answer}}}"
         assert t.answer >= 0
 
 
 def test_trace_length_grows_with_steps():
     ts = tasks.make_tasks(60, seed=0, prefix="len", min_steps=1, max_steps=5)
-    by_steps = collections.defaultdict(list)
-    for t in ts:
-        by_steps[t.num_steps].append(len(t.thinking))
-    means = [sum(v) / len(v) for _, v in sorted(by_steps.items())]
-    assert len(means) >= 4 and means == sorted(means)
+    assert {t.num_ops for t in ts} == {1, 2, 3, 4, 5}
+    for t in ts:  # one line per operation (word problems: plus an opening and a closing line)
+        assert len(t.steps) == t.num_ops + (2 if t.domain == "word_problem" else 0)
+    for domain in tasks.DOMAINS:
+        by_ops = collections.defaultdict(list)
+        for t in ts:
+            if t.domain == domain:
+                by_ops[t.num_ops].append(len(t.thinking))
+        lo, hi = min(by_ops), max(by_ops)
+        assert max(by_ops[lo]) < min(by_ops[hi]), domain
 
 
 def test_demo_data_is_disjoint_and_planted():

@@ -147,6 +147,7 @@ class DataResult:
     curation: Any
     planted: dict[str, list[str]]
     num_pool: int
+    eval_rows: list[dict[str, Any]]
 
 
 def stage_load(cfg: ml_collections.ConfigDict) -> tuple[Any, Any, str]:
@@ -213,7 +214,7 @@ def stage_data(cfg: ml_collections.ConfigDict, tok: Any, out_dir: str) -> DataRe
     _say(f"selected {len(result.selected)} rows, domains {result.domains_after}, trace tokens min/median/max "
          f"{lengths[0]}/{lengths[len(lengths) // 2]}/{lengths[-1]} -> {paths['jsonl']}")
     items = benchmarks.load_benchmark("jsonl", eval_path, kind="math")
-    return DataResult(paths["jsonl"], eval_path, items, result, data.planted, len(data.pool))
+    return DataResult(paths["jsonl"], eval_path, items, result, data.planted, len(data.pool), data.eval_rows)
 
 
 def planted_check(pool: list[dict[str, Any]], planted: dict[str, list[str]], drops: list[Any]) -> list[str]:
@@ -254,6 +255,8 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
     budget, sampling = _budget_sampling(cfg)
     gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling)
     common = dict(batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s), progress=bool(cfg.progress))
+    _say(f"{method}: thinking once up to {max(e.budgets)} tokens, then an answer (<= {e.max_answer_tokens} tokens) "
+         f"branched at each budget; {len(items)} questions per batch of {e.batch_size}")
     scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method, **common)
     if wait_method is None or not len(e.num_ignore):
         return
@@ -268,6 +271,8 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
                        if not writer.done(wait_method, "ignore=0", r["item_id"])])
         ignores = ignores[1:]
     if ignores:
+        _say(f"{wait_method}: num_ignore {ignores}: the first N attempts to stop thinking become "
+             f"{e.ignore_str!r}; thinking capped at {cap} tokens")
         scaling.run_num_ignore_sweep(items, gen_fn, ignores, writer=writer, max_thinking_tokens=cap,
                                      method=wait_method, **common)
 
@@ -312,9 +317,10 @@ def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResul
 
     tc = train_config(cfg, model_path, data.train_path, out_dir, len(data.curation.selected))
     t = tc.train
+    n = len(data.curation.selected)
     _say(f"SFT: {cfg.train.steps} steps x batch {t.global_batch_size} x {tc.data.block_size} tokens, lr {t.lr} "
          f"(warm-up {t.warmup_ratio:.0%}, cosine), AdamW b=({t.b1}, {t.b2}) wd {t.weight_decay}, "
-         f"{t.epochs} epoch(s) of {len(data.curation.selected)} examples")
+         f"{cfg.train.steps * t.global_batch_size / n:.1f} epochs of {n} examples")
     result = sft.train(tc, log=lambda m: _say(f"  train: {m}"))
     if result.stopped != "done":
         raise DemoError(f"training stopped early ({result.stopped}) at step {result.step}/{result.total_steps}")
@@ -355,6 +361,16 @@ def format_table(summary: dict[str, Any]) -> str:
 
 def _method(summary: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((m for m in summary["methods"] if m["method"] == name), None)
+
+
+def accuracy_by_ops(records: list[dict[str, Any]], eval_rows: dict[str, dict[str, Any]], method: str, point: str
+                    ) -> str:
+    """"ops: correct/total" at one point: how accuracy falls with the length of the chain."""
+    by: dict[int, list[bool]] = {}
+    for r in records:
+        if r["method"] == method and r["point"] == point and r["item_id"] in eval_rows:
+            by.setdefault(int(eval_rows[r["item_id"]]["num_ops"]), []).append(bool(r["correct"]))
+    return ", ".join(f"{k} ops {sum(v)}/{len(v)}" for k, v in sorted(by.items()))
 
 
 def verdict(summary: dict[str, Any]) -> list[str]:
@@ -515,6 +531,9 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
          "the slopes are large). Performance: best accuracy. ignore=0 of +Wait reuses the sweep's max point.")
     for line in lines:
         _say("* " + line)
+    eval_rows = {r["id"]: r for r in data.eval_rows}
+    top = f"max={max(int(b) for b in e.budgets)}"
+    _say(f"* {SFT} at {top}, correct by chain length: {accuracy_by_ops(writer.records, eval_rows, SFT, top)}")
     n = len(data.eval_items)
     _say(f"* {n} eval questions: one question is {100 / n:.1f} pp, so differences of a few points are noise.")
     _say("\nwall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in clock.timings) + f"; total {total:.0f} s"

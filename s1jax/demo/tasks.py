@@ -46,12 +46,9 @@ class Task:
     id: str
     domain: str
     question: str
-    steps: tuple[str, ...]
+    steps: tuple[str, ...]  # the lines of the thinking trace
     answer: int
-
-    @property
-    def num_steps(self) -> int:
-        return len(self.steps)
+    num_ops: int  # operations in the chain (word problems add an opening and a closing line to the trace)
 
     @property
     def thinking(self) -> str:
@@ -68,7 +65,7 @@ class Task:
             "solution": f"{self.thinking}\nThe answer is $\\boxed{{{self.answer}}}$.",
             "cot_type": "math",
             "source_type": f"s1jax-demo/{self.domain}",
-            "metadata": json.dumps({"id": self.id, "domain": self.domain, "num_steps": self.num_steps}),
+            "metadata": json.dumps({"id": self.id, "domain": self.domain, "num_ops": self.num_ops}),
             "thinking_trajectories": [self.thinking],
             "attempt": self.attempt,
             "domain": self.domain,
@@ -78,7 +75,7 @@ class Task:
     def eval_row(self) -> dict[str, Any]:
         """The task as an evaluation row (``problem`` / ``answer``, as MATH500 names them)."""
         return {"id": self.id, "problem": self.question, "answer": str(self.answer), "domain": self.domain,
-                "num_steps": self.num_steps}
+                "num_ops": self.num_ops}
 
 
 def _chain(rng: random.Random, start: int, n: int, *, allow_mul: bool, hi: int) -> list[tuple[str, int, int]]:
@@ -167,7 +164,7 @@ def make_task(domain: str, num_steps: int, rng: random.Random, task_id: str) -> 
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     question, steps, answer = _FAMILIES[domain](rng, num_steps)
-    return Task(task_id, domain, question, tuple(steps), int(answer))
+    return Task(task_id, domain, question, tuple(steps), int(answer), num_steps)
 
 
 def _key(question: str) -> str:
