@@ -25,10 +25,14 @@ _EXPORTS = {
     "generate_budget_sweep": "s1jax.inference.generate",
 }
 
+_SUBMODULES = ("config", "sharding", "tokenizer", "chat_format", "model", "data", "train", "inference", "eval")
+
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
     if name in _EXPORTS:
         return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"s1jax.{name}")
     raise AttributeError(f"module 's1jax' has no attribute {name!r}")
