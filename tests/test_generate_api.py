@@ -117,3 +117,56 @@ def test_cli_writes_jsonl(tmp_path):
     recs = [json.loads(line) for line in sweep_out.read_text().splitlines()]
     assert sorted(r["budget"] for r in recs) == [4, 12]
     assert main(["generate", "--config=configs/generate/default.py"]) == 2  # no prompt / tokenizer
+
+
+class _Bar:
+    """Stands in for tqdm: records what the decode loop reports."""
+
+    def __init__(self, **kwargs):
+        self.kwargs, self.n, self.total, self.updates, self.postfix = kwargs, 0, kwargs.get("total"), [], []
+
+    def update(self, k):
+        self.updates.append(k)
+        self.n += k
+
+    def set_postfix_str(self, s, refresh=True):
+        self.postfix.append(s)
+
+    def refresh(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def test_progress_over_decode_steps(model, tok, monkeypatch):
+    """progress=True runs the decode loop in chunks (same program, same tokens) and advances a bar of steps."""
+    import numpy as np
+
+    from s1jax.inference import budget as bf
+    from s1jax.inference import generate as g
+    from s1jax.inference.engine import get_engine
+
+    bars: list[_Bar] = []
+    monkeypatch.setattr(g, "_tqdm", lambda **kw: bars.append(_Bar(**kw)) or bars[-1])
+    monkeypatch.setattr(g, "PROGRESS_CHUNK", 8)
+    qs = QUESTIONS[:3]
+    plain = s1jax.generate(model, tok, qs, budget=BUDGET, progress=False)
+    engine = get_engine(model.config, np.dtype(model.dtype).name, model.attention_impl,
+                        bf.ForcingSpec.build(BUDGET, tok), s1jax.Sampling())
+    compiled = engine.decode._cache_size()
+    shown = s1jax.generate(model, tok, qs, budget=BUDGET, progress=True)
+    assert [r.token_ids for r in shown] == [r.token_ids for r in plain]
+    assert engine.decode._cache_size() == compiled  # max_steps is traced: no new program
+    (bar,) = bars
+    assert bar.kwargs["unit"] == "step" and len(bar.updates) > 1 and all(u > 0 for u in bar.updates)
+    assert bar.n >= max(len(r.token_ids) for r in plain) - 1  # one step per token after the prefill's first
+    assert bar.postfix[-1].startswith(f"rows done {len(qs)}/{len(qs)}")
+
+    bars.clear()
+    plain_sweep = s1jax.generate_budget_sweep(model, tok, qs, [4, 12], budget=BUDGET, progress=False)
+    shown_sweep = s1jax.generate_budget_sweep(model, tok, qs, [4, 12], budget=BUDGET, progress=True)
+    for b in (4, 12):
+        assert [r.token_ids for r in shown_sweep[b]] == [r.token_ids for r in plain_sweep[b]]
+    assert [x.kwargs["desc"] for x in bars] == ["think", "answer@4"]
+    assert len(bars[0].updates) > 1

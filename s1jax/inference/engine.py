@@ -6,9 +6,10 @@ Rows that are done, and tokens the budget machine drops (a stop sequence, or the
 ``ignore_str``), leave invalid slots behind; RoPE positions are per row, so a dropped token is simply rewound.
 
 Each loop iteration: one decoder call on ``[B, 1]`` tokens, one draw per row, one ``budget.decide`` (no host round
-trip). The loop ends when every row is DONE, the cache is full, or a step limit is reached (streaming runs the loop
-in chunks, carrying the state between calls). Programs are cached per (model, spec, sampling) and compiled once per
-(batch, prompt length, cache length) bucket; the decode state (cache included) is donated.
+trip). The loop ends when every row is DONE, the cache is full, or a step limit is reached (streaming and progress
+bars run the loop in chunks, carrying the state between calls; the step limit is traced, so that is the same
+program). Programs are cached per (model, spec, sampling) and compiled once per (batch, prompt length, cache length)
+bucket; the decode state (cache included) is donated.
 """
 
 from __future__ import annotations

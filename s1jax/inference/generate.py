@@ -23,6 +23,7 @@ from s1jax.inference.sampling import Sampling, row_keys
 __all__ = ["GenerationResult", "generate", "generate_budget_sweep", "Budget", "Sampling"]
 
 STREAM_CHUNK = 16  # decode steps per jitted call while streaming
+PROGRESS_CHUNK = 48  # decode steps per jitted call while a progress bar is shown (one host sync per call)
 
 
 @dataclasses.dataclass
@@ -196,11 +197,45 @@ def prepare(model: Any, tok: Any, texts: list[str], budgets: list[Budget], spec:
     return Batch(prompts, mask, rows, texts, n, s)
 
 
+def _sync(state: DecodeState, n_rows: int) -> tuple[np.ndarray, int, int]:
+    phase, index, steps = jax.device_get((state.rows.phase, state.cache.index, state.steps))
+    return np.asarray(phase)[:n_rows], int(index), int(steps)
+
+
+def decode(model: Any, engine: Any, state: DecodeState, nl: jax.Array, max_len: int, n_rows: int,
+           progress: bool = False, desc: str = "decode") -> DecodeState:
+    """Run the decode loop to the end: one jitted call, or with ``progress`` chunks of ``PROGRESS_CHUNK`` steps.
+
+    ``max_steps`` is a traced argument of the compiled loop, so the chunked run uses the same program and computes
+    the same thing (the state, step counter included, is carried between calls). The bar's unit is decode steps,
+    its total the cache slots left; each chunk costs one host sync (rows live, slot count, steps)."""
+    if not progress:
+        return engine.decode(model.params, state, nl, np.int32(max_len + 1))
+    phase, index, steps = _sync(state, n_rows)
+    bar = _tqdm(total=max(max_len - index, 0), desc=desc, unit="step", leave=False)
+    start = done = steps
+    try:
+        while bool(np.any(phase != bf.DONE)) and index < max_len:
+            state = engine.decode(model.params, state, nl, np.int32(done + PROGRESS_CHUNK))
+            phase, index, steps = _sync(state, n_rows)
+            live = int(np.sum(phase != bf.DONE))
+            bar.update(steps - done)
+            bar.set_postfix_str(f"rows done {n_rows - live}/{n_rows}, live {live}", refresh=False)
+            if steps == done:  # the loop made no progress (cannot happen; guards against a hang)
+                break
+            done = steps
+        bar.total = bar.n = done - start  # finished early: show the run as complete
+        bar.refresh()
+    finally:
+        bar.close()
+    return state
+
+
 def run_batch(model: Any, engine: Any, batch: Batch, nl: jax.Array, extra: Any = None, stream_row: int | None = None,
-              tok: Any = None) -> DecodeState:
+              tok: Any = None, progress: bool = False, desc: str = "decode") -> DecodeState:
     state = engine.prefill(model.params, batch.prompts, batch.mask, batch.rows, nl, extra, max_len=batch.max_len)
     if stream_row is None:
-        return engine.decode(model.params, state, nl, np.int32(batch.max_len + 1))
+        return decode(model, engine, state, nl, batch.max_len, batch.n, progress, desc)
     printed, steps = "", 0
     while True:
         steps += STREAM_CHUNK
@@ -226,12 +261,16 @@ def _chunks(n: int, batch_size: int | None) -> tuple[int, list[tuple[int, int]]]
     return bucket(size), [(i, min(i + size, n)) for i in range(0, n, size)]
 
 
+def _tqdm(**kwargs: Any):
+    from tqdm.auto import tqdm
+
+    return tqdm(**kwargs)
+
+
 def _progress(total: int, enabled: bool):
     if not enabled:
         return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="generate", unit="q")
+    return _tqdm(total=total, desc="generate", unit="q")
 
 
 def generate(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Sequence[Budget] = Budget(),
@@ -242,7 +281,9 @@ def generate(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Se
 
     ``budget`` is one Budget or one per question (numeric fields may differ per row). ``system`` overrides the chat
     format's system message (``""``: none). ``stream=True`` (or a question index) prints that question's text as it
-    is decoded. Batches larger than ``batch_size`` run in chunks, padded to one compiled shape.
+    is decoded. Batches larger than ``batch_size`` run in chunks, padded to one compiled shape. ``progress`` shows a
+    bar over decode steps (the loop then runs in chunks of ``PROGRESS_CHUNK`` steps, same program, same results),
+    plus one over questions when there are several chunks.
     """
     questions = _check_questions(questions)
     budgets = _budgets(budget, len(questions))
@@ -259,7 +300,8 @@ def generate(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Se
     for lo, hi in chunks:
         batch = prepare(model, tok, texts[lo:hi], budgets[lo:hi], spec, sampling, lo, rows, max_cache_len)
         srow = stream_q - lo if stream_q is not None and lo <= stream_q < hi else None
-        state = run_batch(model, engine, batch, nl, stream_row=srow, tok=tok)
+        desc = "decode" if len(chunks) == 1 else f"decode {lo}-{hi}"
+        state = run_batch(model, engine, batch, nl, stream_row=srow, tok=tok, progress=progress, desc=desc)
         out, r = _host_rows(state)
         results += [_result(tok, texts[lo + i], budgets[lo + i], out, r, i) for i in range(hi - lo)]
         if bar is not None:

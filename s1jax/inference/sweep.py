@@ -147,7 +147,8 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
         batch = g.prepare(model, tok, texts[lo:hi], [top] * (hi - lo), spec, sampling, lo, rows, max_cache_len,
                           extra_slots=answer_slots if smaller else 0)
         extra = empty_snapshots(smaller, batch.rows, _window(spec)) if smaller else None
-        final = g.run_batch(model, engine, batch, nl, extra=extra)
+        tag = "" if len(chunks) == 1 else f" {lo}-{hi}"
+        final = g.run_batch(model, engine, batch, nl, extra=extra, progress=progress, desc=f"think{tag}")
         host_out, host_rows = g._host_rows(final)
         top_results = [g._result(tok, texts[lo + j], top, host_out, host_rows, j) for j in range(hi - lo)]
         out[levels[-1]] += top_results
@@ -162,7 +163,8 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
             cache = final.cache
             for i, b in enumerate(smaller):
                 state = _branch_fn()(small, cache, valid0, np.int32(index0), i)
-                state = engine.decode(model.params, state, nl, np.int32(batch.max_len + 1))
+                state = g.decode(model, engine, state, nl, batch.max_len, hi - lo, progress,
+                                 desc=f"answer@{b}{tag}")
                 cache = state.cache
                 b_out, b_rows = g._host_rows(state)
                 sub = dataclasses.replace(top, max_thinking_tokens=b)
