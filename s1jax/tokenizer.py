@@ -323,16 +323,46 @@ def _load_gguf(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
     return load_gguf_tokenizer(path, chat)
 
 
+SAVED_TOKENIZER_META = "s1jax_tokenizer.json"  # written by s1jax.train.checkpoint.write_tokenizer
+
+
+def _load_saved(directory: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
+    import dataclasses
+
+    meta = _read_json(directory / SAVED_TOKENIZER_META)
+    if chat is None and isinstance(meta.get("chat"), dict):
+        names = {f.name for f in dataclasses.fields(ChatFormat)}
+        chat = ChatFormat(**{k: v for k, v in meta["chat"].items() if k in names})
+    if (directory / "tokenizer.json").is_file():
+        base = _load_hf(directory / "tokenizer.json", chat)
+    elif (directory / "tokenizer.model").is_file():
+        base = _load_spm(directory / "tokenizer.model", chat)
+    else:
+        raise FileNotFoundError(f"{directory / SAVED_TOKENIZER_META} but no tokenizer.json / tokenizer.model beside it")
+    return Tokenizer(
+        base._backend,
+        chat=base.chat,
+        eos_tokens=meta.get("eos_token_ids", base.eos_token_ids),
+        pad_token=meta.get("pad_token_id", base.pad_token_id),
+        bos_token=meta.get("bos_token_id", base.bos_token_id),
+        source=base.source,
+    )
+
+
 def load_tokenizer(path: str | os.PathLike[str], *, chat: ChatFormat | None = None) -> Tokenizer:
     """Load a tokenizer from a directory with ``tokenizer.json``, a ``tokenizer.json`` file, a SentencePiece ``.model``
     or a ``.gguf`` file (its embedded vocabulary). ``chat`` overrides the detected family chat format.
 
-    A directory without ``tokenizer.json`` falls back to a single ``tokenizer.model`` or ``.gguf`` inside it.
+    A directory without ``tokenizer.json`` falls back to a single ``tokenizer.model`` or ``.gguf`` inside it. A
+    directory with ``s1jax_tokenizer.json`` (a trainer checkpoint root) gets the chat format and special ids recorded
+    there.
     """
     p = pathlib.Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"tokenizer path does not exist: {p}")
     if p.is_dir():
+        if (p / SAVED_TOKENIZER_META).is_file():
+            return _load_saved(p, chat)
         if (p / "tokenizer.json").is_file():
             return _load_hf(p / "tokenizer.json", chat)
         if (p / "tokenizer.model").is_file():

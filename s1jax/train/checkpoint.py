@@ -3,6 +3,11 @@
 Layout of a checkpoint directory (the CheckpointManager root)::
 
     <root>/s1jax_model.json        dataclasses.asdict(ModelConfig) + {"param_dtype": "float32", "format": "s1jax", "version": 1}
+    <root>/tokenizer.json          the training tokenizer (copied from a HF dir with tokenizer_config.json,
+                                   special_tokens_map.json, generation_config.json when present; written from the
+                                   loaded tokenizer for a GGUF; tokenizer.model instead for SentencePiece)
+    <root>/s1jax_tokenizer.json    its chat format (family, system message, ...) and eos/pad/bos ids, so
+                                   ``s1jax.load_tokenizer(<root>)`` restores exactly the tokenizer trained with
     <root>/<step>/params/          Orbax StandardSave (OCDBT) of the params pytree (same tree as Model.params)
     <root>/<step>/opt_state/       Orbax StandardSave of the optax state
     <root>/<step>/meta/            Orbax JsonSave: {"step", "data_position", "rng", "seed", "epochs_done", ...}
@@ -23,9 +28,11 @@ import orbax.checkpoint as ocp
 
 from s1jax.model.config import ModelConfig
 
-__all__ = ["MODEL_JSON", "TrainCheckpointer", "write_model_json"]
+__all__ = ["MODEL_JSON", "TrainCheckpointer", "write_model_json", "write_tokenizer"]
 
 MODEL_JSON = "s1jax_model.json"
+TOKENIZER_META = "s1jax_tokenizer.json"  # read by s1jax.tokenizer.load_tokenizer
+HF_TOKENIZER_SIDECARS = ("tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 
 
 def is_remote(path: str) -> bool:
@@ -43,6 +50,58 @@ def write_model_json(root: str, config: ModelConfig, param_dtype: Any) -> str:
     payload["param_dtype"] = jax.numpy.dtype(param_dtype).name
     (directory / MODEL_JSON).write_text(json.dumps(payload, indent=2, sort_keys=True))
     return str(directory / MODEL_JSON)
+
+
+def write_tokenizer(root: str, tok: Any) -> list[str]:
+    """Save the s1jax ``Tokenizer`` ``tok`` into ``root`` (local or ``gs://``) so ``load_tokenizer(root)`` gives it
+    back; returns the file names written.
+
+    From a HF ``tokenizer.json``: that file and its sidecars are copied. Otherwise the backend's
+    ``tokenizers.Tokenizer`` (a GGUF vocabulary) is serialised as ``tokenizer.json``, or a SentencePiece file is
+    copied as ``tokenizer.model``. ``s1jax_tokenizer.json`` always records the chat format and the special ids,
+    which the copied files alone may not determine (the family can come from a config.json or GGUF metadata)."""
+    from etils import epath
+
+    directory = epath.Path(root)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+
+    def put(name: str, data: bytes) -> None:
+        (directory / name).write_bytes(data)
+        written.append(name)
+
+    source = epath.Path(tok.source) if getattr(tok, "source", "") else None
+    backend = getattr(tok, "_backend", None)
+    hf = getattr(backend, "tok", None)
+    if source is not None and source.name.endswith(".json") and source.is_file():
+        same = str(source.parent).rstrip("/") == str(directory).rstrip("/")
+        if not same:
+            put("tokenizer.json", source.read_bytes())
+            for name in HF_TOKENIZER_SIDECARS:
+                if (source.parent / name).is_file():
+                    put(name, (source.parent / name).read_bytes())
+    elif hf is not None and hasattr(hf, "to_str"):
+        put("tokenizer.json", hf.to_str().encode("utf-8"))
+    elif getattr(backend, "sp", None) is not None and source is not None and source.is_file():
+        if str(source) != str(directory / "tokenizer.model"):
+            put("tokenizer.model", source.read_bytes())
+    else:
+        raise ValueError(f"cannot save tokenizer {tok!r}: no tokenizer.json source and no serialisable backend")
+    meta = {
+        "format": "s1jax_tokenizer", "version": 1, "source": str(getattr(tok, "source", "")),
+        "chat": dataclasses.asdict(tok.chat),
+        "eos_token_ids": [int(i) for i in tok.eos_token_ids],
+        "pad_token_id": None if tok.pad_token_id is None else int(tok.pad_token_id),
+        "bos_token_id": None if tok.bos_token_id is None else int(tok.bos_token_id),
+    }
+    put(TOKENIZER_META, json.dumps(meta, indent=2, sort_keys=True).encode("utf-8"))
+    return written
+
+
+def has_tokenizer(root: str) -> bool:
+    from etils import epath
+
+    return (epath.Path(root) / TOKENIZER_META).exists()
 
 
 def read_model_config(root: str) -> ModelConfig:

@@ -195,6 +195,8 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
             raise ValueError(f"checkpoint was made for {meta['total_steps']} steps, this config has {total}")
         state = {**restored, "step": jax.device_put(jnp.asarray(start, jnp.int32), shardings["step"])}
         log(f"resumed from {ckpt_root}/{latest} (step {start})")
+        if is_main and not ckpt_lib.has_tokenizer(ckpt_root):  # a checkpoint from before tokenizers were saved
+            ckpt_lib.write_tokenizer(ckpt_root, tokenizer)
     else:
         params = jax.tree_util.tree_map(lambda p, s: jax.device_put(p.astype(param_dtype), s), params, p_shard)
         opt_state = jax.jit(tx.init, out_shardings=shardings["opt_state"])(params)
@@ -203,6 +205,7 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
         start = 0
         if is_main:
             ckpt_lib.write_model_json(ckpt_root, config, param_dtype)
+            ckpt_lib.write_tokenizer(ckpt_root, tokenizer)  # so s1jax.load_tokenizer(<ckpt_root>) works
 
     module = Decoder(config, dtype=jnp.dtype(cfg.model.dtype), param_dtype=param_dtype, remat_policy=t.remat,
                      attention_impl=cfg.model.attention_impl or None)
