@@ -126,7 +126,7 @@ def _summary(method_points):
 
 
 def test_verdict_follows_the_numbers():
-    from s1jax.demo.pipeline import format_table, verdict
+    from s1jax.demo.report import format_table, verdict
 
     rising = _summary({"base": [(8, 8, 0.0), (64, 60, 0.0)], "s1-demo": [(8, 8, 10.0), (64, 50, 40.0)]})
     text = "\n".join(verdict(rising))
@@ -159,7 +159,7 @@ def test_next_step_commands_parse_against_their_configs(tmp_path):
     import shlex
 
     from s1jax.config import parse_config_args
-    from s1jax.demo.pipeline import next_step_commands
+    from s1jax.demo.report import next_step_commands
 
     cmds = next_step_commands(str(tmp_path / "demo"), str(tmp_path / "model.gguf"))
     assert {argv[1] for _, argv in cmds} >= {"generate", "eval", "train"}
