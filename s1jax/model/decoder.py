@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from s1jax.model.config import ModelConfig
-from s1jax.model.kv_cache import KVCache, cache_attention_mask, write_layer
+from s1jax.model.kv_cache import KVCache, append, old_slots_mask
 
 __all__ = ["Decoder", "rope_cos_sin", "chunked_attention", "SegmentMask", "REMAT_POLICIES"]
 
@@ -91,15 +91,14 @@ class Attention(nn.Module):
 
         new_kv = None
         if layer_kv is not None:
-            k_all, v_all = write_layer(layer_kv[0], layer_kv[1], k, v, cache_index)  # [batch, max_len, kv, hd]
-            new_kv = (k_all, v_all)
-            k, v = k_all.astype(self.dtype), v_all.astype(self.dtype)
-
-        if layer_kv is None and self.attention_impl == "chunked":
+            # mask = (old slots [batch, max_len], new tokens [batch, new]) valid masks; the cache is read only and
+            # only the new keys/values leave the layer (the decoder appends them to the cache in one update).
+            out = cached_attention(q, layer_kv[0], layer_kv[1], mask[0], k, v, mask[1])
+            new_kv = (k, v)
+        elif self.attention_impl == "chunked":
             out = chunked_attention(q, k, v, mask)  # [batch, seq, heads, head_dim]
         else:
-            # The cached path (prefill/decode) attends over cache slots with a per-slot mask: plain XLA attention.
-            impl = None if layer_kv is not None or self.attention_impl in (None, "", "xla") else self.attention_impl
+            impl = None if self.attention_impl in (None, "", "xla") else self.attention_impl
             full_mask = mask.full() if isinstance(mask, SegmentMask) else mask
             out = jax.nn.dot_product_attention(
                 q, k, v, mask=full_mask, is_causal=full_mask is None, implementation=impl
@@ -224,9 +223,9 @@ class Decoder(nn.Module):
 
         if cache is not None:
             token_mask = jnp.ones(input_ids.shape, jnp.bool_) if attention_mask is None else attention_mask.astype(bool)
-            valid, mask = cache_attention_mask(cache, token_mask)
-            x, (k, v) = self.layers(x, (cache.k, cache.v), cos, sin, mask, cache.index)
-            new_cache = KVCache(k=k, v=v, valid=valid, index=cache.index + input_ids.shape[1])
+            masks = (old_slots_mask(cache), token_mask)
+            x, (k_new, v_new) = self.layers(x, (cache.k, cache.v), cos, sin, masks, cache.index)
+            new_cache = append(cache, k_new, v_new, token_mask)  # k_new: [layers, batch, new, kv_heads, head_dim]
         else:
             mask = _full_mask(attention_mask, segment_ids)
             x, _ = self.layers(x, None, cos, sin, mask, jnp.zeros((), jnp.int32))
@@ -244,6 +243,31 @@ class Decoder(nn.Module):
         else:
             out = self.lm_head(hidden)
         return out.astype(jnp.float32)
+
+
+def cached_attention(q: Array, k_old: Array, v_old: Array, old_valid: Array, k_new: Array, v_new: Array,
+                     new_valid: Array) -> Array:
+    """Attention of new tokens over the cache (read only) and over themselves (causal): two score blocks, one softmax.
+
+    q: [batch, new, heads, head_dim]; k_old, v_old: [batch, max_len, kv_heads, head_dim]; old_valid: [batch, max_len];
+    k_new, v_new: [batch, new, kv_heads, head_dim]; new_valid: [batch, new]. Returns [batch, new, heads, head_dim].
+    Never concatenating keys is what keeps the cache from being copied on every decode step.
+    """
+    batch, new, heads, head_dim = q.shape
+    kv_heads = k_old.shape[2]
+    qg = q.reshape(batch, new, kv_heads, heads // kv_heads, head_dim)  # [batch, new, kv, group, head_dim]
+    scale = head_dim**-0.5
+    neg = jnp.finfo(jnp.float32).min
+    s_old = jnp.einsum("btkgd,bskd->bkgts", qg, k_old.astype(q.dtype), preferred_element_type=jnp.float32) * scale
+    s_old = jnp.where(old_valid[:, None, None, None, :], s_old, neg)  # [batch, kv, group, new, max_len]
+    s_new = jnp.einsum("btkgd,bskd->bkgts", qg, k_new, preferred_element_type=jnp.float32) * scale
+    causal = jnp.tril(jnp.ones((new, new), jnp.bool_))
+    s_new = jnp.where((causal[None] & new_valid[:, None, :])[:, None, None], s_new, neg)  # [batch, kv, g, new, new]
+    probs = jax.nn.softmax(jnp.concatenate([s_old, s_new], axis=-1), axis=-1)
+    max_len = k_old.shape[1]
+    out = jnp.einsum("bkgts,bskd->btkgd", probs[..., :max_len].astype(v_old.dtype), v_old.astype(q.dtype))
+    out = out + jnp.einsum("bkgts,bskd->btkgd", probs[..., max_len:].astype(v_new.dtype), v_new)
+    return out.reshape(batch, new, heads, head_dim).astype(q.dtype)
 
 
 @struct.dataclass

@@ -2,7 +2,8 @@
 
 One fixed-size buffer per batch, shared slot index for all rows: prefill writes slots ``[0, P)`` (prompts
 left-padded/right-aligned, so every row's last prompt token sits at slot ``P - 1``), and decode step ``t`` writes slot
-``P + t`` for every row. A per-slot ``valid`` mask marks real tokens, so left padding, forced tokens and rows that have
+``P + t`` for every row. New tokens attend to the cache read-only plus to themselves (two score blocks, one
+softmax); their keys/values are written afterwards in one in-place update, so no step rewrites the buffer. A per-slot ``valid`` mask marks real tokens, so left padding, forced tokens and rows that have
 finished all fit the same layout and the decode step is one fixed-shape program (no recompilation per length).
 """
 
@@ -14,7 +15,7 @@ from flax import struct
 
 from s1jax.model.config import ModelConfig
 
-__all__ = ["KVCache", "init_cache", "cache_attention_mask", "write_layer"]
+__all__ = ["KVCache", "init_cache", "old_slots_mask", "append"]
 
 
 @struct.dataclass
@@ -45,23 +46,21 @@ def init_cache(config: ModelConfig, batch_size: int, max_len: int, dtype: jnp.dt
     )
 
 
-def cache_attention_mask(cache: KVCache, token_mask: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mark the new tokens' slots and build the attention mask of the new queries over all slots.
+def old_slots_mask(cache: KVCache) -> jax.Array:
+    """[batch, max_len] bool: slots written before this call that hold real tokens (all of them precede index)."""
+    return cache.valid & (jnp.arange(cache.max_len) < cache.index)[None, :]
 
-    token_mask: [batch, new] bool, True for real tokens being written at slots ``index .. index+new-1``.
-    Returns (valid [batch, max_len], mask [batch, 1, new, max_len]).
+
+def append(cache: KVCache, k_new: jax.Array, v_new: jax.Array, token_mask: jax.Array) -> KVCache:
+    """Write every layer's new keys/values at ``index`` with one in-place update, and advance the index.
+
+    k_new, v_new: [layers, batch, new, kv_heads, head_dim]; token_mask: [batch, new] bool (False = padding).
+    The layer scan returns only these new slots, so a decode step never copies the cache itself.
     """
-    new = token_mask.shape[1]
-    valid = jax.lax.dynamic_update_slice(cache.valid, token_mask.astype(jnp.bool_), (0, cache.index))
-    query_slot = cache.index + jnp.arange(new)  # [new]
-    key_slot = jnp.arange(cache.max_len)  # [max_len]
-    causal = key_slot[None, :] <= query_slot[:, None]  # [new, max_len]
-    mask = valid[:, None, None, :] & causal[None, None, :, :]
-    return valid, mask
-
-
-def write_layer(k_cache: jax.Array, v_cache: jax.Array, k: jax.Array, v: jax.Array, index: jax.Array):
-    """Write one layer's new keys/values ([batch, new, kv_heads, head_dim]) at ``index``."""
-    k_cache = jax.lax.dynamic_update_slice(k_cache, k.astype(k_cache.dtype), (0, index, 0, 0))
-    v_cache = jax.lax.dynamic_update_slice(v_cache, v.astype(v_cache.dtype), (0, index, 0, 0))
-    return k_cache, v_cache
+    at = (0, 0, cache.index, 0, 0)
+    return KVCache(
+        k=jax.lax.dynamic_update_slice(cache.k, k_new.astype(cache.k.dtype), at),
+        v=jax.lax.dynamic_update_slice(cache.v, v_new.astype(cache.v.dtype), at),
+        valid=jax.lax.dynamic_update_slice(cache.valid, token_mask.astype(jnp.bool_), (0, cache.index)),
+        index=cache.index + token_mask.shape[1],
+    )
