@@ -79,6 +79,14 @@ def param_shardings(config: ModelConfig, mesh: Mesh, rules: Any = DEFAULT_RULES)
     return logical_to_shardings(param_logical_specs(config), param_shapes(config), mesh, rules)
 
 
+def target_shardings(config: ModelConfig, mesh: Mesh | None, rules: Any = DEFAULT_RULES) -> Any:
+    """Where each parameter goes: its NamedSharding on ``mesh``, or the first device when there is no mesh."""
+    if mesh is not None:
+        return param_shardings(config, mesh, rules)
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree_util.tree_map(lambda _: device, param_shapes(config))
+
+
 def init_params(config: ModelConfig, *, seed: int = 0, param_dtype: Any = jnp.float32, mesh: Mesh | None = None, rules: Any = DEFAULT_RULES) -> Any:
     """Random parameters, created directly in their sharding (never whole on one device when a mesh is given)."""
     module = Decoder(config, param_dtype=_as_dtype(param_dtype))

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, SingleDeviceSharding
+from jax.sharding import Mesh
 
 from s1jax.model.config import ModelConfig
 from s1jax.model.weights import atomic_output_dir, copy_tokenizer_files
@@ -169,17 +169,13 @@ def assemble_params(
 ) -> dict:
     """Build the params tree from ``source`` (``names()``, ``shape(name)``, ``read(name)`` -> array-like in HF
     layout; optional ``release()`` called after each parameter), each leaf placed directly in its sharding."""
-    from s1jax.model.loading import param_shapes, param_shardings
+    from s1jax.model.loading import param_shapes, target_shardings
 
     entries = param_entries(config)
     validate_source(source, config, entries, what)
     dtype = jnp.dtype(param_dtype)
     shapes = param_shapes(config, dtype)
-    if mesh is not None:
-        shardings = param_shardings(config, mesh, rules)
-    else:
-        device = SingleDeviceSharding(jax.devices()[0])
-        shardings = jax.tree_util.tree_map(lambda _: device, shapes)
+    shardings = target_shardings(config, mesh, rules)
     params: dict = {}
     for entry in entries:
         shape = tuple(_tree_get(shapes, entry.path).shape)

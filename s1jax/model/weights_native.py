@@ -20,7 +20,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from jax.sharding import Mesh, SingleDeviceSharding
+from jax.sharding import Mesh
 
 from s1jax.model.config import ModelConfig
 
@@ -63,14 +63,10 @@ def read_model_json(directory: str) -> tuple[ModelConfig, str | None]:
 
 
 def _abstract_params(config: ModelConfig, param_dtype: Any, mesh: Mesh | None, rules: Any) -> Any:
-    from s1jax.model.loading import param_shapes, param_shardings
+    from s1jax.model.loading import param_shapes, target_shardings
 
     shapes = param_shapes(config, param_dtype)
-    if mesh is not None:
-        shardings = param_shardings(config, mesh, rules)
-    else:
-        device = SingleDeviceSharding(jax.devices()[0])
-        shardings = jax.tree_util.tree_map(lambda _: device, shapes)
+    shardings = target_shardings(config, mesh, rules)
     return jax.tree_util.tree_map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
 
 
