@@ -68,9 +68,13 @@ def test_smollm2_q4_1_matches_transformers(smollm):
     assert (c.vocab_size, c.intermediate_size, c.tie_word_embeddings, c.rope_theta) == (49152, 1536, True, 100000.0)
     assert c.rms_norm_eps == 1e-5
     logits = np.asarray(s1jax.forward(model, ids))
-    assert np.abs(logits - ref).max() <= 1e-3  # measured ~1e-4 (logits up to ~40)
+    # 30 layers of fp32 with different reduction orders: the measured ~1e-4 (logits up to ~40) is a relative 2.5e-6;
+    # 1e-3 (2.5e-5 relative) leaves 10x for another CPU's order, and a mapping error is O(1).
+    assert np.abs(logits - ref).max() <= 1e-3
 
-    # Greedy continuation: one jitted program over a fixed right-padded buffer (full recompute per token).
+    # Greedy continuation: one jitted program over a fixed right-padded buffer (full recompute per token). Two
+    # fp32 implementations may pick different tokens only where the top two logits are within their error (1e-3,
+    # above): if they part there, that is a tie, not a bug, and the sequences are compared up to it.
     prompt_len = ids.shape[1]
     buf = np.zeros((1, prompt_len + NEW_TOKENS), np.int32)
     buf[0, :prompt_len] = ids[0]
@@ -79,11 +83,16 @@ def test_smollm2_q4_1_matches_transformers(smollm):
     ours = []
     for t in range(NEW_TOKENS):
         out = np.asarray(s1jax.forward(model, buf, mask))
-        nxt = int(out[0, prompt_len + t - 1].argmax())
+        step_logits = out[0, prompt_len + t - 1]
+        nxt = int(step_logits.argmax())
+        if nxt != greedy[t]:
+            gap = float(step_logits[nxt] - step_logits[greedy[t]])
+            assert gap <= 2e-3, f"token {t}: ours {nxt} vs transformers {greedy[t]}, logit gap {gap:.2g} is no tie"
+            break
         ours.append(nxt)
         buf[0, prompt_len + t] = nxt
         mask[0, prompt_len + t] = 1
-    assert ours == greedy
+    assert ours == greedy[: len(ours)], (ours, greedy)
 
 
 def test_smollm2_bf16_close_to_transformers_fp32(smollm):

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 import pytest
 
+import numerics as tolerances
 from train_fixtures import tiny_config, write_train_dir
 
 from s1jax.sharding import make_mesh
@@ -71,11 +72,21 @@ def test_two_processes_agree(tmp_path):
 
     single = train(tiny_config(data, tmp_path / "single", max_steps=3), mesh=make_mesh(1, 4, 1, devices=jax.devices()[:4]),
                    log=lambda *_: None)
-    np.testing.assert_allclose(results[0]["losses"], single.losses, rtol=1e-5)
+    # step 1 sees identical parameters: two float32 evaluations of the same loss (tokens, vocab, per layer hidden,
+    # MLP, block, head_dim reductions). Later steps see parameters that may differ by Adam's amplification of
+    # rounding in near-zero gradients (below): first order in those differences, bounded by the loss's own change.
+    k = (8 * 256, 512) + 2 * (64, 64, 128, 64, 256, 16)  # configs/train/tiny.py: batch 8 x block 256, tiny preset
+    np.testing.assert_allclose(results[0]["losses"][0], single.losses[0], rtol=2 * tolerances.rel_tol(*k))
+    drift = max(abs(a - b) for a, b in zip(single.losses, single.losses[1:]))
+    np.testing.assert_allclose(results[0]["losses"], single.losses, rtol=0,
+                               atol=2 * tolerances.rel_tol(*k) * max(single.losses) + 0.02 * drift)
+    # (0.02 * drift: at most 1% of the elements may step differently, each by at most two updates, where the whole
+    # update moved the loss by `drift`; the parameter check below enforces the 1%)
     steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
     assert steps[-1] == 3
     import s1jax
 
     params = s1jax.load_model(str(out / "checkpoints"), dtype="float32").params
     ref = s1jax.load_model(str(tmp_path / "single" / "checkpoints"), dtype="float32").params
-    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5), params, ref)
+    lrs = [3e-3] * 3  # configs/train/tiny.py's peak lr: an upper bound of each step's lr
+    tolerances.assert_adam_runs_close(params, ref, lrs)
