@@ -1,6 +1,17 @@
-"""Test-wide setup: 8 fake CPU devices for sharding tests, no hub access, deterministic numerics."""
+"""Test-wide setup: 8 fake CPU devices for sharding tests, no hub access, deterministic numerics, and one
+persistent XLA compilation cache for the whole session.
 
+Most of the suite's time is XLA compiling the same small programs again: every test that builds a train step or a
+generation engine, and every CLI subprocess, compiles programs another test already compiled. A session-wide
+persistent cache (a fresh temporary directory, so nothing leaks between runs and a stale entry can never be read)
+turns those repeats into loads. It is set through the environment so subprocesses share it; a test that measures
+the cache itself points JAX at its own directory.
+"""
+
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -8,6 +19,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _CACHE_DIR = tempfile.mkdtemp(prefix="s1jax-tests-xla-cache-")
+    atexit.register(shutil.rmtree, _CACHE_DIR, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _CACHE_DIR
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 import pathlib  # noqa: E402
 

@@ -195,12 +195,16 @@ def test_fast_demo_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}  # one CPU device, as `make demo` runs
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", JAX_PLATFORMS="cpu")
     cmd = [sys.executable, "-m", "s1jax.cli.main", "demo", f"--config={REPO_ROOT / 'configs' / 'demo.py'}:fast",
-           f"--config.output_dir={out}"]
+           f"--config.output_dir={out}", f"--config.compilation_cache_dir={tmp_path / 'xla-cache'}"]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     wall = time.perf_counter() - t0
     text = proc.stdout
     assert proc.returncode == 0, f"demo failed (rc {proc.returncode}):\n{text[-4000:]}\n{proc.stderr[-4000:]}"
+    # no XLA alarm reaches the user's terminal (a large constant closed over by a jitted function shows up as these)
+    for alarm in ("Constant folding", "slow_operation_alarm", "The operation took"):
+        assert alarm not in proc.stderr + text, f"XLA printed {alarm!r}:\n{proc.stderr[-3000:]}"
+    assert re.search(r"compilation cache .*: \d+ programs compiled and stored", text), text[-2000:]
 
     # the printout: stage timings, the table, the metrics, a verdict and the next steps
     for stage in ("load", "data", "eval_base", "train", "eval_sft", "report"):

@@ -296,13 +296,15 @@ def train_config(cfg: ml_collections.ConfigDict, model_path: str, train_path: st
     tc.data.source = train_path
     tc.data.block_size = int(t.block_size)
     tc.data.pad_to_block = True  # one sequence length: one compilation
+    tc.data.packing = bool(t.packing)  # several short examples per row, attention kept within each
     tc.data.seed = int(cfg.seed)
     tt = tc.train
     tt.output_dir = os.path.join(out_dir, "train")
     tt.global_batch_size = int(t.batch_size)
     tt.max_steps = int(t.steps)
     steps_per_epoch = max(1, num_rows // int(t.batch_size))
-    tt.epochs = max(1, math.ceil(int(t.steps) / steps_per_epoch))
+    # packed rows per epoch are fewer than examples (known once the batcher packs): enough epochs, max_steps caps
+    tt.epochs = int(t.steps) if t.packing else max(1, math.ceil(int(t.steps) / steps_per_epoch))
     for key in ("lr", "warmup_ratio", "weight_decay", "b1", "b2", "grad_clip", "remat"):
         tt[key] = t[key]
     tt.loss_chunk = 0
@@ -324,9 +326,14 @@ def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResul
     tc = train_config(cfg, model_path, data.train_path, out_dir, len(data.curation.selected))
     t = tc.train
     n = len(data.curation.selected)
-    _say(f"SFT: {cfg.train.steps} steps x batch {t.global_batch_size} x {tc.data.block_size} tokens, lr {t.lr} "
-         f"(warm-up {t.warmup_ratio:.0%}, cosine), AdamW b=({t.b1}, {t.b2}) wd {t.weight_decay}, "
-         f"{cfg.train.steps * t.global_batch_size / n:.1f} epochs of {n} examples")
+    if tc.data.packing:
+        rows = f"{t.global_batch_size} rows of {tc.data.block_size} tokens, examples packed (attention within each)"
+        seen = ""
+    else:
+        rows = f"batch {t.global_batch_size} x {tc.data.block_size} tokens"
+        seen = f", {cfg.train.steps * t.global_batch_size / n:.1f} epochs of {n} examples"
+    _say(f"SFT: {cfg.train.steps} steps x {rows}, lr {t.lr} (warm-up {t.warmup_ratio:.0%}, cosine), "
+         f"AdamW b=({t.b1}, {t.b2}) wd {t.weight_decay}{seen}")
     result = sft.train(tc, log=lambda m: _say(f"  train: {m}"))
     if result.stopped != "done":
         raise DemoError(f"training stopped early ({result.stopped}) at step {result.step}/{result.total_steps}")
@@ -382,6 +389,11 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
 
     out_dir = os.path.abspath(cfg.output_dir)
     _clean_outputs(out_dir)
+    cache = None
+    if cfg.compilation_cache_dir:
+        from s1jax.compilation_cache import enable_compilation_cache
+
+        cache = enable_compilation_cache(cfg.compilation_cache_dir)
     clock = StageClock()
     _say(f"s1jax demo{' (fast)' if cfg.fast else ''}: the s1 pipeline on SmolLM2-135M-Instruct; outputs -> {out_dir}")
     _say(f"host: {platform.machine()}, {os.cpu_count()} CPU cores, jax {jax.__version__} on "
@@ -432,9 +444,13 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
          + (f" (over the {cfg.max_minutes:.0f}-minute target)" if total > 60 * cfg.max_minutes else "")
          + f"; {clock.cpu_elapsed():.0f} CPU-seconds over {os.cpu_count()} cores; load average now {_loadavg()} "
          "(other processes on the machine slow every stage)")
+    if cache is not None:
+        _say(cache.summary())
     demo_summary = {
         "fast": bool(cfg.fast), "total_s": total, "timings_s": dict(clock.timings), "cpu_s": clock.cpu,
         "cpu_count": os.cpu_count(), "verdict": lines,
+        "compilation_cache": None if cache is None else {"dir": cache.cache_dir, "hits": cache.hits,
+                                                         "misses": cache.misses, "saved_s": cache.saved_s},
         "train": {"steps": train_result.step, "losses": train_result.losses,
                   "checkpoint_dir": train_result.checkpoint_dir},
         "curation": data.curation.report(), "planted": data.planted,

@@ -101,10 +101,10 @@ class Engine:
         self.config, self.spec, self.sampling, self.record = config, spec, sampling.static(), record
         self.module = Decoder(config, dtype=jnp.dtype(dtype), attention_impl=attention_impl)
         self.cache_dtype = jnp.dtype(dtype)
-        self.prefill = jax.jit(self._prefill, static_argnames=("max_len",))
         # CPU cannot donate (it would only warn); elsewhere the state, cache included, is updated in place.
-        donate = (1,) if jax.default_backend() != "cpu" else ()
-        self.decode = jax.jit(self._decode, donate_argnums=donate)
+        on_cpu = jax.default_backend() == "cpu"
+        self._prefill_jit = jax.jit(self._prefill, donate_argnames=() if on_cpu else ("cache",))
+        self.decode = jax.jit(self._decode, donate_argnums=() if on_cpu else (1,))
 
     # -- pieces ----------------------------------------------------------------------------------------------------
     def _apply(self, params, ids, positions, mask, cache):
@@ -127,9 +127,18 @@ class Engine:
         return cache, new_rows, out, extra
 
     # -- programs --------------------------------------------------------------------------------------------------
-    def _prefill(self, params, prompts, mask, rows: bf.RowState, nl_table, extra, *, max_len: int) -> DecodeState:
+    def prefill(self, params, prompts, mask, rows: bf.RowState, nl_table, extra, *, max_len: int) -> DecodeState:
+        """Prefill a fresh cache of ``max_len`` slots.
+
+        The empty cache is made here, outside the jitted program, and passed in: built inside, its all-invalid
+        mask would be a compile-time constant and XLA would constant-fold the masked attention scores over it
+        (seconds of compile time and a 'Constant folding' warning for every bucket)."""
+        cache = init_cache(self.config, prompts.shape[0], max_len, self.cache_dtype)
+        return self._prefill_jit(params, prompts, mask, rows, nl_table, extra, cache)
+
+    def _prefill(self, params, prompts, mask, rows: bf.RowState, nl_table, extra, cache: KVCache) -> DecodeState:
         b, p = prompts.shape
-        cache = init_cache(self.config, b, max_len, self.cache_dtype)
+        max_len = cache.max_len
         positions = positions_from_mask(mask)
         logits, cache = self._apply(params, prompts, positions, mask, cache)
         out = jnp.zeros((b, max_len - p + 1), jnp.int32)
