@@ -39,3 +39,37 @@ def shared_data_dir() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+# ------------------------------------------------------------------------------------- compilations, counted
+# What the suite spends on XLA (this process; CLI subprocesses count their own): every program that reaches the
+# backend, how many were compiled and how many loaded from the session cache, and the seconds it took. Printed in
+# the terminal summary so a test that adds compilations shows up in every CI log.
+_XLA = {"programs": 0, "seconds": 0.0, "compiled": 0, "loaded": 0}
+
+
+def _on_duration(event: str, duration: float, **_: object) -> None:
+    if event == "/jax/core/compile/backend_compile_duration":
+        _XLA["programs"] += 1
+        _XLA["seconds"] += float(duration)
+
+
+def _on_event(event: str, **_: object) -> None:
+    if event == "/jax/compilation_cache/cache_misses":
+        _XLA["compiled"] += 1
+    elif event == "/jax/compilation_cache/cache_hits":
+        _XLA["loaded"] += 1
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from jax import monitoring
+
+    monitoring.register_event_duration_secs_listener(_on_duration)
+    monitoring.register_event_listener(_on_event)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - pytest hook signature
+    x = _XLA
+    terminalreporter.write_line(
+        f"xla (this process): {x['programs']} programs, {x['compiled']} compiled, {x['loaded']} loaded from the "
+        f"session's persistent cache, {x['seconds']:.0f} s in compilation")

@@ -43,4 +43,6 @@ def test_second_process_loads_what_the_first_compiled(tmp_path):
     assert any(cache.iterdir()), "nothing was written to the cache directory"
     second = _run(cache)
     assert second["hits"] >= 1 and second["misses"] == 0, second
-    assert second["saved"] > 0 and "saved" in second["summary"]
+    # saved = the compile time stored with each entry minus the time to load it (negative for a program that
+    # compiles faster than it loads); the summary reports it either way
+    assert "loaded instead of compiled" in second["summary"] and f"{second['saved']:.1f} s" in second["summary"]
