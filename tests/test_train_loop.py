@@ -156,8 +156,11 @@ def test_bad_inputs_fail_clearly(data_dir, tmp_path):
 
 def test_nan_stops_the_run(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path, lr=1e30, warmup_ratio=0.0, grad_clip=0.0, max_steps=4)
-    with pytest.raises(NonFiniteLossError, match="non-finite"):
+    with pytest.raises(NonFiniteLossError, match="non-finite") as failure:
         train(cfg, log=lambda *_: None)
+    last = _metrics(tmp_path)[-1]  # the failing step is logged before the stop, as valid JSON (null, not NaN)
+    assert f"at step {last['step']}:" in str(failure.value)
+    assert last["finite"] == 0 and "nonfinite" in last and all(last[k] is None for k in last["nonfinite"])
 
 
 def test_cli_prints_config_mesh_and_steps(data_dir, tmp_path):

@@ -254,13 +254,15 @@ class TrainCheckpointer:
                                f"{_one_line(e)}") from e
 
     def wait(self) -> None:
-        """Block until the save in flight has committed; ``StorageError`` if it failed."""
+        """Block until the save in flight has committed; ``StorageError`` if it failed. (A failure ``check()``
+        already raised is not raised again.)"""
         step, self._pending = self._pending, None
         try:
             self.manager.wait_until_finished()
         except Exception as e:  # noqa: BLE001
-            raise StorageError(f"checkpoint save of step {step} to {self.step_dir(step or 0)} failed: "
-                               f"{_one_line(e)}") from e
+            if step is None:
+                return
+            raise StorageError(f"checkpoint save of step {step} to {self.step_dir(step)} failed: {_one_line(e)}") from e
 
     def close(self) -> None:
         """Wait for the save in flight (bounded by ``timeout_s``) and release Orbax's threads."""
