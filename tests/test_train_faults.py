@@ -260,6 +260,9 @@ def test_resume_with_a_changed_run_stops_with_the_diff(base_run, data_dir, tmp_p
     cfg.model.param_dtype = "bfloat16"
     with pytest.raises(RunChangedError, match=r"changed model\.param_dtype is impossible"):
         train(cfg, **quiet)
+    cfg.model.param_dtype, cfg.model.preset = "float32", "qwen2_5_0_5b"
+    with pytest.raises(RunChangedError, match=r"changed model\.preset is impossible .* \"tiny\" -> \"qwen2_5_0_5b\""):
+        train(cfg, **quiet)
 
     # an explicitly allowed change resumes (here at the last step: nothing left to run) and says so
     cfg = _copy_run(base_cfg, tmp_path / "run4", lr=0.1, allow_config_change="train.lr", save_every=5, log_every=2)

@@ -150,7 +150,7 @@ def _abstract(tree: Any, shardings: Any) -> Any:
 def _one_line(e: BaseException, limit: int = 300) -> str:
     """``Type: first line of the message`` (Orbax/TensorStore messages run to many lines)."""
     text = str(e).strip().splitlines()
-    first = text[0] if text else ""
+    first = (text[0] if text else "").split(". See full TensorStore details")[0]
     return f"{type(e).__name__}: {first[:limit]}"
 
 
@@ -301,6 +301,8 @@ class TrainCheckpointer:
         if not isinstance(meta, dict):
             raise ValueError(f"meta item holds {type(meta).__name__}, not a JSON object")
         record = meta.get(integrity.INTEGRITY_KEY)
+        if record is not None and not isinstance(record, dict):
+            raise ValueError("meta item holds a malformed integrity record")
         if record is not None and record.get("meta_sha256") != integrity.meta_digest(meta):
             raise ValueError("meta item does not match its digest (corrupted)")
         return dict(meta)
@@ -317,7 +319,10 @@ class TrainCheckpointer:
         state = {"params": out["params"], "opt_state": out["opt_state"]}
         record = meta.get(integrity.INTEGRITY_KEY)
         if record is not None:
-            bad = integrity.mismatches(record["arrays"], integrity.tree_checksums(state))
+            expected = record.get("arrays") if isinstance(record, dict) else None
+            if record.get("algorithm") != integrity.ALGORITHM or not isinstance(expected, dict):
+                raise ValueError(f"integrity record not understood (algorithm {record.get('algorithm')!r})")
+            bad = integrity.mismatches(expected, integrity.tree_checksums(state))
             if bad:
                 raise ValueError(f"checksum mismatch in {len(bad)} array(s): {', '.join(bad[:3])}"
                                  + (", ..." if len(bad) > 3 else ""))
