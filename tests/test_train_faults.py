@@ -521,3 +521,33 @@ def test_launch_scripts_requeue_on_the_preemption_code():
                  exit_codes.STORAGE_FAILURE, exit_codes.PREEMPTED, exit_codes.INTERRUPTED):
         assert f"\n| {code} |" in readme, code
     assert len(set(exit_codes.NAMES)) == 7
+
+
+# ------------------------------------------------------------------------------------------------ checksums
+
+
+def test_checksums_match_the_formula_ignore_sharding_and_catch_one_bit():
+    """s1 = sum w[i], s2 = sum w[i] (2i + 1) mod 2**32 over the uint32 words, whatever the sharding."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from s1jax.train.integrity import tree_checksums
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 24)).astype(np.float32)
+    words = x.view(np.uint32).reshape(-1).astype(np.uint64)
+    index = np.arange(words.size, dtype=np.uint64)
+    expected = [int(words.sum() % 2**32), int((words * (2 * index + 1)).sum() % 2**32)]
+    mesh = Mesh(np.array(jax.devices()[:8]).reshape(8), ("fsdp",))
+    sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec("fsdp", None)))
+    single = jax.device_put(x, jax.devices()[0])
+    assert tree_checksums({"x": sharded}) == tree_checksums({"x": single}) == {"['x']": expected}
+
+    flipped = x.copy()
+    flipped.view(np.uint32)[5, 7] ^= np.uint32(1 << 31)  # the sign bit
+    swapped = x.copy()
+    swapped[0, 0], swapped[0, 1] = x[0, 1], x[0, 0]
+    sums = tree_checksums({"x": x, "flipped": flipped, "swapped": swapped})
+    assert sums["['flipped']"][0] != expected[0] and sums["['flipped']"][1] != expected[1]
+    assert sums["['swapped']"][0] == expected[0] and sums["['swapped']"][1] != expected[1]  # order matters in s2
+    mixed = tree_checksums({"bf16": jax.numpy.ones((3, 5), jax.numpy.bfloat16), "count": jax.numpy.int32(7)})
+    assert mixed["['count']"] == [7, 7] and mixed["['bf16']"][0] == (0x3F80 * 15) % 2**32
