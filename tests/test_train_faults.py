@@ -551,3 +551,15 @@ def test_checksums_match_the_formula_ignore_sharding_and_catch_one_bit():
     assert sums["['swapped']"][0] == expected[0] and sums["['swapped']"][1] != expected[1]  # order matters in s2
     mixed = tree_checksums({"bf16": jax.numpy.ones((3, 5), jax.numpy.bfloat16), "count": jax.numpy.int32(7)})
     assert mixed["['count']"] == [7, 7] and mixed["['bf16']"][0] == (0x3F80 * 15) % 2**32
+
+
+def test_skip_limits_count_consecutive_and_total_skips():
+    from s1jax.train.sft import SkipLimits
+
+    limits = SkipLimits(max_consecutive=2, max_total=3)
+    assert [limits.record(f) for f in (False, False, True, False)] == ["", "", "", ""]
+    assert limits.record(False) == "4 in all > train.nan_skip_max_total=3"
+    assert SkipLimits(2, 0).record(False) == "" and [SkipLimits(0, 0).record(False) for _ in range(9)] == [""] * 9
+    run = SkipLimits(1, 0)
+    run.record(False)
+    assert run.record(False) == "2 consecutive > train.nan_skip_max_consecutive=1"

@@ -155,6 +155,28 @@ def _bounded(fn: Callable[[], None], seconds: float, what: str, log: Callable[[s
         log(f"warning: {what} failed too: {str(errors[0]).splitlines()[0] if str(errors[0]) else type(errors[0]).__name__}")
 
 
+@dataclasses.dataclass
+class SkipLimits:
+    """``nan_policy=skip`` bookkeeping: consecutive and total skipped steps against their limits (0 = no limit)."""
+
+    max_consecutive: int
+    max_total: int
+    consecutive: int = 0
+    total: int = 0
+
+    def record(self, finite: bool) -> str:
+        """Count one step; returns which limits are now exceeded ("3 consecutive > train....=2"), or ""."""
+        if finite:
+            self.consecutive = 0
+            return ""
+        self.consecutive += 1
+        self.total += 1
+        over = [f"{n} {what} > train.{field}={limit}" for n, limit, what, field in (
+            (self.consecutive, self.max_consecutive, "consecutive", "nan_skip_max_consecutive"),
+            (self.total, self.max_total, "in all", "nan_skip_max_total")) if limit and n > limit]
+        return "; ".join(over)
+
+
 FAILURE_CLEANUP_S = 120.0  # after a failure: how long an in-flight checkpoint save may still take to commit
 
 
@@ -280,9 +302,7 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
                 "rng": np.asarray(jax.random.key_data(jax.random.PRNGKey(int(t.seed)))).tolist(),
                 "fingerprint": fingerprint}
 
-    skip_run_limit = int(t.get("nan_skip_max_consecutive", 0))
-    skip_total_limit = int(t.get("nan_skip_max_total", 0))
-    skipped_run = skipped_total = 0
+    skips = SkipLimits(int(t.get("nan_skip_max_consecutive", 0)), int(t.get("nan_skip_max_total", 0)))
     losses: list[float] = []
     stopped = "done"
     step = saved = start
@@ -309,23 +329,17 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
+            exceeded = skips.record(finite)
             if not finite:
-                skipped_run, skipped_total = skipped_run + 1, skipped_total + 1
                 msg = f"non-finite loss/grad norm at step {step}: loss={metrics['loss']} grad_norm={metrics['grad_norm']}"
                 if t.nan_policy == "stop":
                     writer.flush()
                     raise NonFiniteLossError(msg + " (update not applied; nan_policy=stop). Lower train.lr, check data.")
-                if t.nan_policy == "skip":
-                    over = [f"{n} {what} > train.{field}={limit}" for n, limit, what, field in (
-                        (skipped_run, skip_run_limit, "consecutive", "nan_skip_max_consecutive"),
-                        (skipped_total, skip_total_limit, "in all", "nan_skip_max_total")) if limit and n > limit]
-                    if over:
-                        writer.flush()
-                        raise NonFiniteLossError(f"{msg}: skipped {'; '.join(over)} (nan_policy=skip). The last "
-                                                 f"checkpoint is at step {saved}. Lower train.lr, check data.")
-                log(msg + " (update skipped)")
-            else:
-                skipped_run = 0
+                if t.nan_policy == "skip" and exceeded:
+                    writer.flush()
+                    raise NonFiniteLossError(f"{msg}: skipped {exceeded} (nan_policy=skip). The last checkpoint is "
+                                             f"at step {saved}. Lower train.lr, check data.")
+                log(msg + (" (update skipped)" if t.nan_policy == "skip" else " (update applied; nan_policy=none)"))
             checkpointer.check()  # an asynchronous save that failed since the last step
             writer.check()
             if checkpointer.save(step, state, meta_for(step), force=step == total):
