@@ -4,9 +4,16 @@
 #   ./launch/gpu_single.sh --config=configs/train/qwen2_5_0_5b.py --config.model.path=/data/Qwen2.5-0.5B-Instruct
 #
 # Installs the CUDA build of JAX into .venv on first use (INSTALL=0 to skip). Rerunning the same command resumes
-# from the latest checkpoint in train.output_dir; Ctrl-C / SIGTERM saves a checkpoint at the next step boundary.
+# from the newest checkpoint that verifies in train.output_dir. Ctrl-C or SIGTERM saves a checkpoint of the current
+# step at the next step boundary and exits (130 / 75); a second Ctrl-C or SIGTERM stops at once without saving.
+#
+# Exit codes (s1jax/exit_codes.py): 0 finished, 1 error, 2 config error, 3 non-finite loss, 74 storage failure,
+# 75 preempted (checkpoint saved: rerun), 130 Ctrl-C (checkpoint saved). RETRY_PREEMPTED=N reruns up to N times
+# after a 75 (e.g. a spot VM whose SIGTERM was a maintenance event and that keeps running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+PREEMPTED_EXIT=75
 
 if [[ "${INSTALL:-1}" == "1" && ! -x .venv/bin/s1jax ]]; then
   python3 -m venv .venv
@@ -17,4 +24,14 @@ fi
 # Let XLA use most of the GPU memory up front and keep the CPU thread pool sane.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.95}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-1}
-exec .venv/bin/s1jax train --config.distributed.mode=off "$@"
+retries=${RETRY_PREEMPTED:-0}
+while true; do
+  rc=0
+  .venv/bin/s1jax train --config.distributed.mode=off "$@" || rc=$?
+  if [[ $rc -eq $PREEMPTED_EXIT && $retries -gt 0 ]]; then
+    retries=$((retries - 1))
+    echo "gpu_single.sh: preempted (exit $rc), checkpoint saved; resuming ($retries retries left)" >&2
+    continue
+  fi
+  exit $rc
+done

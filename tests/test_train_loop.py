@@ -103,8 +103,8 @@ def test_sigterm_saves_a_restorable_checkpoint(data_dir, tmp_path):
     assert proc.poll() is None, proc.communicate()[0][-3000:]
     proc.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 0, output[-3000:]
-    assert "sigterm" in output
+    assert proc.returncode == 75, output[-3000:]  # s1jax.exit_codes.PREEMPTED: checkpoint saved, requeue
+    assert "sigterm" in output and "preempted, checkpoint saved: requeue" in output
     ckpt = tmp_path / "checkpoints"
     steps = [int(p.name) for p in ckpt.iterdir() if p.name.isdigit()]
     assert len(steps) == 1 and steps[0] >= 3  # saved at the step boundary after the signal
@@ -156,8 +156,11 @@ def test_bad_inputs_fail_clearly(data_dir, tmp_path):
 
 def test_nan_stops_the_run(data_dir, tmp_path):
     cfg = tiny_config(data_dir, tmp_path, lr=1e30, warmup_ratio=0.0, grad_clip=0.0, max_steps=4)
-    with pytest.raises(NonFiniteLossError, match="non-finite"):
+    with pytest.raises(NonFiniteLossError, match="non-finite") as failure:
         train(cfg, log=lambda *_: None)
+    last = _metrics(tmp_path)[-1]  # the failing step is logged before the stop, as valid JSON (null, not NaN)
+    assert f"at step {last['step']}:" in str(failure.value)
+    assert last["finite"] == 0 and "nonfinite" in last and all(last[k] is None for k in last["nonfinite"])
 
 
 def test_cli_prints_config_mesh_and_steps(data_dir, tmp_path):

@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from s1jax import exit_codes
+
 COMMANDS = {
     "convert": "convert HF <-> s1jax checkpoints, GGUF -> HF",
     "train": "SFT with the s1 recipe",
@@ -26,6 +28,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from_command_line = argv is None  # the console script / ``python -m``: this process ends with the code
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
@@ -38,10 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     from s1jax.config import ConfigError
 
     try:
-        return int(module.main(rest) or 0)
+        code = int(module.main(rest) or 0)
     except ConfigError as e:
         print(f"s1jax {command}: config error: {e}", file=sys.stderr)
-        return 2
+        code = exit_codes.CONFIG_ERROR
+    if from_command_line:
+        exit_codes.leave_process(code)  # a failed run must end even if a writer thread hangs on dead storage
+    return code
 
 
 if __name__ == "__main__":

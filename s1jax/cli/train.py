@@ -1,16 +1,27 @@
 """``s1jax train --config=configs/train/FILE.py[:arg] [--config.x.y=v ...]``: SFT with the s1 recipe.
 
 Initializes ``jax.distributed`` when the config/environment says so (multi-host), prints the resolved config,
-the mesh and the step count, then runs (or resumes) the run. Exit codes: 0 done or stopped cleanly (SIGTERM /
-stop_at_step, checkpoint saved), 1 training error (e.g. non-finite loss), 2 config/input error.
+the mesh and the step count, then runs (or resumes) the run. The exit code tells a scheduler what happened
+(``s1jax.exit_codes``): 0 finished (or stopped at train.stop_at_step), 2 config/input error (also a resume whose
+run fingerprint changed), 3 non-finite loss, 74 storage failure (last good checkpoint intact), 75 preempted by
+SIGTERM with the checkpoint saved (requeue), 130 Ctrl-C with the checkpoint saved, 1 anything else.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Sequence
 
+from s1jax import exit_codes
 from s1jax.config import ConfigError, format_config, parse_config_args
+
+STOPPED_CODES = {
+    "done": exit_codes.FINISHED,
+    "stop_at_step": exit_codes.FINISHED,
+    "sigterm": exit_codes.PREEMPTED,
+    "sigint": exit_codes.INTERRUPTED,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     distributed.initialize(cfg.get("distributed"))
     import jax
 
-    from s1jax.train.sft import NonFiniteLossError, train
+    from s1jax.train.errors import NonFiniteLossError, StorageError
+    from s1jax.train.sft import train
 
     is_main = jax.process_index() == 0
     log = print if is_main else (lambda *_: None)
@@ -34,13 +46,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = train(cfg, log=log)
     except NonFiniteLossError as e:
         print(f"s1jax train: {e}", file=sys.stderr)
-        return 1
+        return exit_codes.NON_FINITE_LOSS
+    except StorageError as e:
+        print(f"s1jax train: storage failure: {e}", file=sys.stderr)
+        return exit_codes.STORAGE_FAILURE
     except (ValueError, FileNotFoundError) as e:
         print(f"s1jax train: error: {e}", file=sys.stderr)
-        return 2
+        return exit_codes.CONFIG_ERROR
+    except Exception:  # noqa: BLE001 - reported with its traceback; the code says "not one of the above"
+        traceback.print_exc()
+        return exit_codes.ERROR
+    code = STOPPED_CODES.get(result.stopped, exit_codes.ERROR)
     log(f"{result.stopped}: step {result.step}/{result.total_steps}; checkpoints in {result.checkpoint_dir}"
-        + (f"; HF model in {result.hf_dir}" if result.hf_dir else ""))
-    return 0
+        + (f"; HF model in {result.hf_dir}" if result.hf_dir else "")
+        + (f" (exit {code}: {exit_codes.NAMES[code]})" if code else ""))
+    return code
 
 
 if __name__ == "__main__":

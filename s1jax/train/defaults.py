@@ -55,12 +55,18 @@ def default_config() -> ml_collections.ConfigDict:
             remat="full",  # none | full | dots | dots_no_batch
             loss_chunk=2048,  # cross-entropy over sequence chunks of this many positions; 0 = all at once
             nan_policy="stop",  # stop | skip (keep the previous state and go on) | none
+            nan_skip_max_consecutive=5,  # nan_policy=skip: stop (exit 3) after more consecutive skipped steps; 0 = no limit
+            nan_skip_max_total=20,  # nan_policy=skip: stop after more skipped steps in the whole run; 0 = no limit
             seed=0,
             log_every=1,
             save_every=100,  # checkpoint interval (steps); the final step is always saved
             keep_checkpoints=2,
             async_checkpoint=True,
+            checkpoint_timeout_s=1200,  # an (async) checkpoint write not committed by then is a storage failure
+            metrics_timeout_s=60.0,  # a metrics.jsonl / TensorBoard write stuck this long is a storage failure
             resume=True,
+            resume_step=0,  # 0: the newest checkpoint that verifies (falls back past corrupted ones); N: exactly step N
+            allow_config_change="",  # comma-separated fields that may differ from the checkpoint's run fingerprint
             tensorboard=True,
             progress_bar=True,
             peak_flops=0.0,  # per device, for MFU; 0 = from the device kind table

@@ -1,4 +1,4 @@
-"""Training metrics: FLOPs per token, peak FLOP/s by device kind, MFU, and JSONL + TensorBoard writers.
+"""Training metrics: FLOPs per token, peak FLOP/s by device kind, MFU. (Writing them: ``metrics_writer``.)
 
 FLOPs per trained token (forward + backward, rematerialisation not counted, as in the PaLM MFU definition):
 ``6 * N_matmul + 6 * L * T * heads * head_dim`` where ``N_matmul`` is the parameter count without the input
@@ -9,11 +9,8 @@ MFU is computed over every processed position (padding included: the compute is 
 
 from __future__ import annotations
 
-import json
-import os
-from typing import Any
-
 from s1jax.model.config import ModelConfig
+from s1jax.train.metrics_writer import MetricsWriter  # re-exported: its home before the writer got its own module
 
 __all__ = ["flops_per_token", "peak_flops_per_device", "PEAK_FLOPS", "MetricsWriter"]
 
@@ -57,61 +54,3 @@ def peak_flops_per_device(device_kind: str, override: float = 0.0) -> float | No
         if key in kind:
             return value
     return None
-
-
-class MetricsWriter:
-    """Appends one JSON object per step to ``<dir>/metrics.jsonl`` and mirrors scalars to TensorBoard
-    (``<dir>/tb``). Inactive (no files) when ``enabled`` is False, e.g. on processes other than 0."""
-
-    def __init__(self, out_dir: str, *, enabled: bool = True, tensorboard: bool = True) -> None:
-        self.enabled = enabled
-        self._jsonl = None
-        self._tb = None
-        if not enabled:
-            return
-        os.makedirs(out_dir, exist_ok=True)
-        self.path = os.path.join(out_dir, "metrics.jsonl")
-        self._jsonl = open(self.path, "a", buffering=1)
-        if tensorboard:
-            try:
-                from tensorboardX import SummaryWriter
-
-                self._tb = SummaryWriter(os.path.join(out_dir, "tb"))
-            except ImportError:  # optional: JSONL is the record of truth
-                self._tb = None
-
-    def write(self, step: int, metrics: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        record = {"step": int(step)}
-        record.update({k: _plain(v) for k, v in metrics.items()})
-        self._jsonl.write(json.dumps(record) + "\n")
-        if self._tb is not None:
-            for k, v in record.items():
-                if k != "step" and isinstance(v, (int, float)):
-                    self._tb.add_scalar(f"train/{k}", v, int(step))
-
-    def text(self, tag: str, text: str) -> None:
-        if self._tb is not None:
-            self._tb.add_text(tag, text, 0)
-
-    def close(self) -> None:
-        if self._jsonl is not None:
-            self._jsonl.close()
-            self._jsonl = None
-        if self._tb is not None:
-            self._tb.close()
-            self._tb = None
-
-
-def _plain(value: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(value, np.generic):
-            return value.item()
-        if hasattr(value, "shape") and getattr(value, "shape", None) == ():
-            return float(value)
-    except Exception:  # noqa: BLE001
-        pass
-    return value

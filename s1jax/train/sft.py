@@ -3,14 +3,18 @@
 ``train(cfg)`` runs (or resumes) a whole run described by a config (see ``s1jax.train.defaults``). Resuming is
 exact: the batch of step ``s`` is a pure function of ``(data, seed, s)``, and params, optimizer state and step come
 back bit-for-bit from the latest checkpoint, so an interrupted + resumed run reproduces the uninterrupted loss
-sequence. SIGTERM (preemption) makes the loop save at the next step boundary and return.
+sequence. SIGTERM (preemption) and SIGINT make the loop save at the next step boundary and return.
+
+A resumed run must be the same run: the checkpoint carries the run fingerprint (``s1jax.train.fingerprint``) and
+per-array checksums (``s1jax.train.integrity``); a checkpoint that does not verify is set aside and the previous
+one is used. Storage failures (checkpoint or metrics writes) surface as ``StorageError`` within a step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-import signal
 import threading
 import time
 from typing import Any, Callable
@@ -24,15 +28,15 @@ from s1jax.model.config import ModelConfig
 from s1jax.model.decoder import Decoder
 from s1jax.sharding import mesh_from_config
 from s1jax.train import checkpoint as ckpt_lib
-from s1jax.train.metrics import MetricsWriter, flops_per_token, peak_flops_per_device
+from s1jax.train.errors import NonFiniteLossError, RunChangedError, StorageError
+from s1jax.train.fingerprint import check_resume, examples_digest, run_fingerprint
+from s1jax.train.metrics import flops_per_token, peak_flops_per_device
+from s1jax.train.metrics_writer import MetricsWriter
 from s1jax.train.optimizer import make_optimizer
+from s1jax.train.signals import StopSignals
 from s1jax.train.step import batch_shardings, make_train_step, state_shardings
 
-__all__ = ["TrainResult", "NonFiniteLossError", "train", "build_batcher", "plan", "global_batch"]
-
-
-class NonFiniteLossError(RuntimeError):
-    """The loss or gradient norm became NaN/inf and ``nan_policy`` is "stop"."""
+__all__ = ["TrainResult", "NonFiniteLossError", "StorageError", "train", "build_batcher", "plan", "global_batch"]
 
 
 @dataclasses.dataclass
@@ -43,7 +47,7 @@ class TrainResult:
     step: int  # completed steps at return
     total_steps: int
     losses: list[float]  # of the steps run by this call
-    stopped: str  # "done" | "sigterm" | "stop_at_step"
+    stopped: str  # "done" | "stop_at_step" | "sigterm" | "sigint" (the last two: checkpoint of `step` saved)
     hf_dir: str | None = None
 
 
@@ -112,30 +116,6 @@ def global_batch(local: dict[str, np.ndarray], accum: int, shardings: dict, keep
     return out
 
 
-class _Preemption:
-    """SIGTERM -> flag; checked at step boundaries (agreed across processes)."""
-
-    def __init__(self) -> None:
-        self.flag = False
-        self._old = None
-        if threading.current_thread() is threading.main_thread():
-            self._old = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.flag = True
-
-    def requested(self) -> bool:
-        if jax.process_count() == 1:
-            return self.flag
-        from jax.experimental import multihost_utils
-
-        return bool(np.any(multihost_utils.process_allgather(np.array([self.flag]))))
-
-    def restore(self) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGTERM, self._old)
-
-
 def _load_model_for_training(cfg: Any, mesh: Mesh, ckpt_root: str, resuming: bool):
     """(ModelConfig, params or None). On resume the architecture comes from the checkpoint and no weights load."""
     from s1jax.model.presets import load_model_from_group
@@ -146,12 +126,84 @@ def _load_model_for_training(cfg: Any, mesh: Mesh, ckpt_root: str, resuming: boo
     return model.config, model.params
 
 
+@contextlib.contextmanager
+def _storage(what: str):
+    """OSError while ``what`` -> StorageError naming it (disk full, read-only, permissions, ...)."""
+    try:
+        yield
+    except OSError as e:
+        raise StorageError(f"{what} failed: {type(e).__name__}: {e}") from e
+
+
+def _bounded(fn: Callable[[], None], seconds: float, what: str, log: Callable[[str], None]) -> None:
+    """Run ``fn`` in a daemon thread for at most ``seconds``; log (never raise) its failure or time-out. For the
+    clean-up after a failure, which must not hang or hide the first error."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            fn()
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    thread = threading.Thread(target=run, name=f"s1jax-cleanup-{what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        log(f"warning: {what} did not finish within {seconds:.0f} s; abandoned")
+    elif errors:
+        log(f"warning: {what} failed too: {str(errors[0]).splitlines()[0] if str(errors[0]) else type(errors[0]).__name__}")
+
+
+@dataclasses.dataclass
+class SkipLimits:
+    """``nan_policy=skip`` bookkeeping: consecutive and total skipped steps against their limits (0 = no limit)."""
+
+    max_consecutive: int
+    max_total: int
+    consecutive: int = 0
+    total: int = 0
+
+    def record(self, finite: bool) -> str:
+        """Count one step; returns which limits are now exceeded ("3 consecutive > train....=2"), or ""."""
+        if finite:
+            self.consecutive = 0
+            return ""
+        self.consecutive += 1
+        self.total += 1
+        over = [f"{n} {what} > train.{field}={limit}" for n, limit, what, field in (
+            (self.consecutive, self.max_consecutive, "consecutive", "nan_skip_max_consecutive"),
+            (self.total, self.max_total, "in all", "nan_skip_max_total")) if limit and n > limit]
+        return "; ".join(over)
+
+
+FAILURE_CLEANUP_S = 120.0  # after a failure: how long an in-flight checkpoint save may still take to commit
+
+
+def _validate_train_group(t: Any) -> None:
+    """Cheap checks of the fields this module reads, before any data or model is loaded."""
+    if t.nan_policy not in ("stop", "skip", "none"):
+        raise ValueError(f"train.nan_policy must be 'stop', 'skip' or 'none', got {t.nan_policy!r}")
+    for name in ("nan_skip_max_consecutive", "nan_skip_max_total", "resume_step"):
+        if int(t.get(name, 0)) < 0:
+            raise ValueError(f"train.{name} must be >= 0 (0 = {'latest' if name == 'resume_step' else 'no limit'}), "
+                             f"got {t.get(name)}")
+    for name in ("checkpoint_timeout_s", "metrics_timeout_s"):
+        if float(t.get(name, 1)) <= 0:
+            raise ValueError(f"train.{name} must be > 0 seconds, got {t.get(name)}")
+
+
 def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = print) -> TrainResult:
-    """Run (or resume) the training run ``cfg`` describes. ``jax.distributed`` must already be initialized."""
+    """Run (or resume) the training run ``cfg`` describes. ``jax.distributed`` must already be initialized.
+
+    Raises ``ValueError`` for a bad config (``RunChangedError`` when resuming a different run), ``StorageError``
+    when checkpoints or metrics cannot be written or no checkpoint can be restored, ``NonFiniteLossError`` for
+    NaN/inf (``nan_policy``). SIGTERM/SIGINT return ``stopped="sigterm"``/``"sigint"`` after saving."""
     from s1jax.model.loading import param_shardings, param_shapes
     from s1jax.tokenizer import load_tokenizer
 
     t = cfg.train
+    _validate_train_group(t)
     is_main = jax.process_index() == 0
     mesh = mesh if mesh is not None else mesh_from_config(cfg.mesh)
     remote = ckpt_lib.is_remote(t.output_dir)
@@ -167,18 +219,22 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     batcher, stats = build_batcher(cfg, tokenizer, process_index=jax.process_index(), process_count=jax.process_count())
     geometry = plan(cfg, batcher, mesh)
     total = geometry["total_steps"]
+    fingerprint = run_fingerprint(cfg, data_sha256=examples_digest(batcher.examples), num_examples=len(batcher.examples))
     log(f"data: {stats.as_dict()}")
     log(f"mesh: {dict(mesh.shape)} over {mesh.devices.size} devices ({jax.process_count()} processes)")
     log(f"steps: {total} ({geometry['steps_per_epoch']} per epoch x {t.epochs} epochs, global batch "
         f"{t.global_batch_size} = {geometry['accum']} x {geometry['micro_batch']})")
 
     checkpointer = ckpt_lib.TrainCheckpointer(
-        ckpt_root, save_every=int(t.save_every), keep=int(t.keep_checkpoints), async_save=bool(t.async_checkpoint)
+        ckpt_root, save_every=int(t.save_every), keep=int(t.keep_checkpoints), async_save=bool(t.async_checkpoint),
+        timeout_s=int(t.get("checkpoint_timeout_s", 1200)),
     )
-    latest = checkpointer.latest_step() if t.resume else None
-    if latest is None and checkpointer.latest_step() is not None:
+    existing = checkpointer.all_steps()
+    if existing and not t.resume:
         raise ValueError(f"{ckpt_root} already holds checkpoints and train.resume is False: use a new output_dir")
-    config, params = _load_model_for_training(cfg, mesh, ckpt_root, latest is not None)
+    if int(t.get("resume_step", 0)) and not existing:
+        raise ValueError(f"train.resume_step={t.resume_step} but {ckpt_root} holds no checkpoint")
+    config, params = _load_model_for_training(cfg, mesh, ckpt_root, bool(existing))
     if tokenizer.vocab_size > config.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {config.vocab_size} embeddings")
     param_dtype = jnp.dtype(cfg.model.param_dtype or cfg.model.dtype)
@@ -187,16 +243,32 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     abstract_params = param_shapes(config, param_dtype)
     shardings = state_shardings(p_shard, tx, abstract_params, mesh)
 
-    if latest is not None:
-        abstract_state = {"params": abstract_params, "opt_state": jax.eval_shape(tx.init, abstract_params)}
-        restored, meta = checkpointer.restore(latest, abstract_state, shardings)
-        start = batcher.restore(meta["data"])
+    def check_resumable(step: int, meta: dict) -> None:
+        """Before any array is read: the checkpoint belongs to this run (config, data, step count)."""
+        where = f"{ckpt_root}/{step}"
         if int(meta.get("total_steps", total)) != total:
-            raise ValueError(f"checkpoint was made for {meta['total_steps']} steps, this config has {total}")
-        state = {**restored, "step": jax.device_put(jnp.asarray(start, jnp.int32), shardings["step"])}
-        log(f"resumed from {ckpt_root}/{latest} (step {start})")
+            raise RunChangedError(f"resuming {where}: it was made for {meta['total_steps']} steps, this config has "
+                                  f"{total} (train.epochs / max_steps / global_batch_size or the data changed)")
+        saved_dtype = ckpt_lib.read_param_dtype(ckpt_root)
+        if saved_dtype and saved_dtype != param_dtype.name and "fingerprint" not in meta:
+            raise RunChangedError(f"resuming {where}: its parameters are {saved_dtype}, model.param_dtype is "
+                                  f"{param_dtype.name}; restore the original value or start a new run")
+        for change in check_resume(meta.get("fingerprint"), fingerprint, t.get("allow_config_change", ""), where):
+            log(f"warning: resuming with an allowed change (train.allow_config_change): {change}")
+
+    restored = None
+    if existing:
+        abstract_state = {"params": abstract_params, "opt_state": jax.eval_shape(tx.init, abstract_params)}
+        restored = checkpointer.restore_verified(
+            abstract_state, shardings, resume_step=int(t.get("resume_step", 0)), check_meta=check_resumable, log=log)
+    if restored is not None:
+        start = batcher.restore(restored.meta["data"])
+        state = {**restored.state, "step": jax.device_put(jnp.asarray(start, jnp.int32), shardings["step"])}
+        log(f"resumed from {ckpt_root}/{restored.step} (step {start}"
+            + (", checksums verified)" if restored.verified else ", unverified)"))
         if is_main and not ckpt_lib.has_tokenizer(ckpt_root):  # a checkpoint from before tokenizers were saved
-            ckpt_lib.write_tokenizer(ckpt_root, tokenizer)
+            with _storage(f"writing the tokenizer to {ckpt_root}"):
+                ckpt_lib.write_tokenizer(ckpt_root, tokenizer)
     else:
         params = jax.tree_util.tree_map(lambda p, s: jax.device_put(p.astype(param_dtype), s), params, p_shard)
         opt_state = jax.jit(tx.init, out_shardings=shardings["opt_state"])(params)
@@ -204,8 +276,9 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
                  "step": jax.device_put(jnp.zeros((), jnp.int32), shardings["step"])}
         start = 0
         if is_main:
-            ckpt_lib.write_model_json(ckpt_root, config, param_dtype)
-            ckpt_lib.write_tokenizer(ckpt_root, tokenizer)  # so s1jax.load_tokenizer(<ckpt_root>) works
+            with _storage(f"writing {ckpt_lib.MODEL_JSON} and the tokenizer to {ckpt_root}"):
+                ckpt_lib.write_model_json(ckpt_root, config, param_dtype)
+                ckpt_lib.write_tokenizer(ckpt_root, tokenizer)  # so s1jax.load_tokenizer(<ckpt_root>) works
 
     module = Decoder(config, dtype=jnp.dtype(cfg.model.dtype), param_dtype=param_dtype, remat_policy=t.remat,
                      attention_impl=cfg.model.attention_impl or None)
@@ -214,10 +287,10 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     step_fn = make_train_step(module, tx, schedule, shardings, b_shard, loss_chunk=int(t.loss_chunk),
                               nan_policy=t.nan_policy)
 
-    writer = MetricsWriter(local_dir, enabled=is_main, tensorboard=bool(t.tensorboard))
+    writer = MetricsWriter(local_dir, enabled=is_main, tensorboard=bool(t.tensorboard), resume_step=start,
+                           timeout_s=float(t.get("metrics_timeout_s", 60.0)))
     peak = peak_flops_per_device(jax.devices()[0].device_kind, float(t.peak_flops))
     n_devices = mesh.devices.size
-    preempt = _Preemption()
     bar = None
     if is_main and t.progress_bar:
         from tqdm.auto import tqdm
@@ -226,11 +299,15 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
 
     def meta_for(step: int) -> dict:
         return {"step": step, "data": batcher.state(step), "seed": int(t.seed), "total_steps": total,
-                "rng": np.asarray(jax.random.key_data(jax.random.PRNGKey(int(t.seed)))).tolist()}
+                "rng": np.asarray(jax.random.key_data(jax.random.PRNGKey(int(t.seed)))).tolist(),
+                "fingerprint": fingerprint}
 
+    skips = SkipLimits(int(t.get("nan_skip_max_consecutive", 0)), int(t.get("nan_skip_max_total", 0)))
     losses: list[float] = []
     stopped = "done"
     step = saved = start
+    signals = StopSignals()
+    failed = True
     try:
         while step < total:
             batch = global_batch(batcher.batch_at(step), geometry["accum"], b_shard, bool(cfg.data.packing))
@@ -240,43 +317,61 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
             metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
             dt = time.perf_counter() - t0
             step += 1
-            if not metrics["finite"]:
-                msg = f"non-finite loss/grad norm at step {step}: loss={metrics['loss']} grad_norm={metrics['grad_norm']}"
-                if t.nan_policy == "stop":
-                    raise NonFiniteLossError(msg + " (update not applied; nan_policy=stop). Lower train.lr, check data.")
-                log(msg + " (update skipped)")
+            finite = bool(metrics["finite"])
             losses.append(metrics["loss"])
             processed = int(t.global_batch_size) * seq
             metrics.update(step_time_s=dt, seq_len=seq, tokens_per_s=metrics["real_tokens"] / dt,
                            epoch=(step - 1) // geometry["steps_per_epoch"])
             if peak:
                 metrics["mfu"] = flops_per_token(config, seq) * processed / (dt * peak * n_devices)
-            if step % max(int(t.log_every), 1) == 0 or step == total:
-                writer.write(step, metrics)
+            if not finite or step % max(int(t.log_every), 1) == 0 or step == total:
+                writer.write(step, metrics)  # a non-finite step is always logged, before any stop
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
+            exceeded = skips.record(finite)
+            if not finite:
+                msg = f"non-finite loss/grad norm at step {step}: loss={metrics['loss']} grad_norm={metrics['grad_norm']}"
+                if t.nan_policy == "stop":
+                    writer.flush()
+                    raise NonFiniteLossError(msg + " (update not applied; nan_policy=stop). Lower train.lr, check data.")
+                if t.nan_policy == "skip" and exceeded:
+                    writer.flush()
+                    raise NonFiniteLossError(f"{msg}: skipped {exceeded} (nan_policy=skip). The last checkpoint is "
+                                             f"at step {saved}. Lower train.lr, check data.")
+                log(msg + (" (update skipped)" if t.nan_policy == "skip" else " (update applied; nan_policy=none)"))
+            checkpointer.check()  # an asynchronous save that failed since the last step
+            writer.check()
             if checkpointer.save(step, state, meta_for(step), force=step == total):
                 saved = step
             if t.stop_at_step and step >= int(t.stop_at_step) and step < total:
                 stopped = "stop_at_step"
-            elif preempt.requested():
-                stopped = "sigterm"
+            else:
+                stopped = signals.requested() or "done"
             if stopped != "done":
+                signals.release()
                 if saved != step:
                     checkpointer.save(step, state, meta_for(step), force=True)
+                checkpointer.wait()
                 log(f"stopping at step {step} ({stopped}); checkpoint saved in {ckpt_root}; rerun to resume")
                 break
+        failed = False
     finally:
-        preempt.restore()
+        signals.release()  # nothing may swallow a SIGTERM from here on
         if bar is not None:
             bar.close()
+        if failed:  # keep the first error; clean up within bounds
+            _bounded(writer.close, float(t.get("metrics_timeout_s", 60.0)), "closing the metrics writer", log)
+            _bounded(checkpointer.close, FAILURE_CLEANUP_S, "finishing the checkpoint in flight", log)
+    try:
         writer.close()
+    finally:
         checkpointer.close()
 
     hf_dir = None
     if stopped == "done" and t.export_hf:
-        hf_dir = export_hf(config, state["params"], os.path.join(local_dir, "hf"), t.export_dtype, tok_path)
+        with _storage(f"exporting the model to {os.path.join(local_dir, 'hf')}"):
+            hf_dir = export_hf(config, state["params"], os.path.join(local_dir, "hf"), t.export_dtype, tok_path)
         log(f"exported the final model to {hf_dir}")
     return TrainResult(local_dir, ckpt_root, start, step, total, losses, stopped, hf_dir)
 
