@@ -35,11 +35,11 @@ class CacheStats:
     def summary(self) -> str:
         if self.hits == 0 and self.misses == 0:
             return f"compilation cache {self.cache_dir}: no program compiled"
-        if self.hits == 0:
-            return (f"compilation cache {self.cache_dir}: {self.misses} programs compiled and stored "
-                    f"(the next run with the same shapes loads them instead of compiling)")
-        return (f"compilation cache {self.cache_dir}: {self.hits} programs loaded instead of compiled, "
-                f"{self.saved_s:.1f} s of compilation saved; {self.misses} compiled")
+        line = (f"compilation cache {self.cache_dir}: {self.misses} programs compiled, {self.hits} loaded from the "
+                f"cache ({self.saved_s:.1f} s of compilation saved)")
+        if self.misses:
+            line += "; a second run with the same shapes loads the compiled ones too"
+        return line
 
 
 _STATS: CacheStats | None = None
