@@ -6,7 +6,7 @@ slots, fp32, random weights): how much of a decode step the KV cache costs. Prin
 
 import time, jax, jax.numpy as jnp, numpy as np
 from s1jax.model.presets import preset_config
-from s1jax.model.loading import init_params
+from s1jax.model.params import init_params
 from s1jax.model.decoder import Decoder
 from s1jax.model.kv_cache import init_cache
 c = preset_config("smollm2_135m")

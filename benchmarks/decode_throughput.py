@@ -34,7 +34,7 @@ from s1jax.inference.sampling import Sampling, row_keys  # noqa: E402
 from s1jax.model.config import ModelConfig  # noqa: E402
 from s1jax.model.decoder import Decoder  # noqa: E402
 from s1jax.model.kv_cache import init_cache  # noqa: E402
-from s1jax.model.loading import load_model, positions_from_mask  # noqa: E402
+from s1jax.model.api import load_model, positions_from_mask  # noqa: E402
 
 
 def preset(name: str) -> ModelConfig:

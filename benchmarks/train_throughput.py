@@ -43,7 +43,7 @@ def bench_jax(args, config) -> dict:
     import optax
 
     from s1jax.model.decoder import Decoder
-    from s1jax.model.loading import init_params, param_shapes, param_shardings
+    from s1jax.model.params import init_params, param_shapes, param_shardings
     from s1jax.sharding import make_mesh
     from s1jax.train.step import batch_shardings, make_train_step, state_shardings
 

@@ -7,8 +7,9 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from s1jax.chat_format import ChatFormat, chat_format_for, detect_family
-from s1jax.tokenizer import Tokenizer, _HFBackend
+from s1jax.tokenizer.base import Tokenizer
+from s1jax.tokenizer.chat_format import ChatFormat, chat_format_for, detect_family
+from s1jax.tokenizer.hf import HFBackend
 
 __all__ = ["load_gguf_tokenizer"]
 
@@ -151,7 +152,7 @@ def load_gguf_tokenizer(path: pathlib.Path, chat: ChatFormat | None) -> Tokenize
             )
         )
     return Tokenizer(
-        _HFBackend(tok),
+        HFBackend(tok),
         chat=chat,
         eos_tokens=[eos_id] if eos_id is not None else [],
         pad_token=tid("padding_token_id"),
