@@ -74,7 +74,7 @@ def _parse_value(text: str) -> Any:
         return None
     try:
         return ast.literal_eval(lowered)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # long prose can exhaust the parser
         return text
 
 
@@ -124,7 +124,8 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: dict[str, str]) -
         leaf = parts[-1]
         if leaf not in node:
             raise ConfigError(f"--config.{dotted}: unknown field {leaf!r}; available: {sorted(node.keys())}")
-        value = _coerce(_parse_value(raw), node[leaf], dotted)
+        # A string field takes the text as given (as config_flags does): prompts are not Python literals.
+        value = raw if isinstance(node[leaf], str) else _coerce(_parse_value(raw), node[leaf], dotted)
         with node.unlocked():
             try:
                 node[leaf] = value

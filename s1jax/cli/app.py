@@ -165,10 +165,10 @@ def split_absl_flags(argv: Sequence[str]) -> tuple[list[str], list[str]]:
 
 def _parse_absl(argv: Sequence[str]) -> list[str]:
     """Expand ``--flagfile``, parse the absl flags (verbosity, logging), return what is left for the config."""
+    flags.FLAGS.unparse_flags()  # each call starts from the defaults (main() may run several times in-process)
     try:
         argv = flags.FLAGS.read_flags_from_files(list(argv), force_gnu=False)
         absl_args, rest = split_absl_flags(argv)
-        flags.FLAGS.unparse_flags()  # each call starts from the defaults (main() may run several times in-process)
         flags.FLAGS(["s1jax"] + absl_args, known_only=False)
     except flags.Error as e:
         raise ConfigError(str(e)) from e
