@@ -16,9 +16,10 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "s1jax"
 # those at call time, which keeps them importable without JAX and gives tests one seam to replace.
 ALLOWED: dict[str, set[str]] = {
     "config": set(),
+    "jsonfile": set(),
     "sharding": set(),
-    "model": {"sharding"},
-    "tokenizer": set(),
+    "model": {"sharding", "jsonfile"},
+    "tokenizer": {"jsonfile"},
     "data": {"tokenizer"},
     "inference": {"model", "tokenizer", "sharding"},
     "eval": {"data", "s1jax"},
@@ -27,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "builders": {"config", "inference", "model", "tokenizer", "sharding"},
     "demo": {"config", "builders", "curation", "eval", "inference", "model", "tokenizer", "train", "data"},
     "__main__": {"cli"},
-    "cli": {"config", "builders", "curation", "demo", "eval", "inference", "model", "tokenizer", "train", "data",
+    "cli": {"config", "jsonfile", "builders", "curation", "demo", "eval", "inference", "model", "tokenizer", "train", "data",
             "sharding", "s1jax"},
 }
 

@@ -7,7 +7,6 @@ shapes, truncated file, existing output), 1 a failure while writing.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -17,6 +16,7 @@ import ml_collections
 from s1jax.cli import app, exit_codes
 from s1jax.cli.checks import DTYPES, check_number, check_path
 from s1jax.config import ConfigError, format_config
+from s1jax.jsonfile import read_json
 from s1jax.model.api import load_model
 from s1jax.model.io import detect_format, save_weights
 from s1jax.model.io.native import read_model_json
@@ -35,12 +35,7 @@ COMMAND = app.Command(
 def source_dtype(path: str, fmt: str) -> str:
     """The dtype the checkpoint stores (HF torch_dtype/dtype, s1jax param_dtype); float32 for GGUF/unknown."""
     if fmt == "hf":
-        config_json = os.path.join(path, "config.json")
-        with open(config_json) as f:
-            try:
-                hf = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ConfigError(f"malformed JSON in {config_json!r}: {e}") from e
+        hf = read_json(os.path.join(path, "config.json"))
         name = str(hf.get("torch_dtype") or hf.get("dtype") or "float32")
         return name if name in DTYPES else "float32"
     if fmt == "s1jax":

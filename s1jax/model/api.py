@@ -47,6 +47,8 @@ class Model:
             param_dtype=self.param_dtype,
             remat_policy=remat_policy,
             attention_impl=self.attention_impl,
+            mesh=self.mesh,
+            rules=self.rules,
         )
 
 
@@ -95,11 +97,12 @@ def save_model(model: Model, out_dir: str, format: str = "hf", **kwargs: Any) ->
 
 
 @functools.lru_cache(maxsize=32)
-def _forward_fn(config: ModelConfig, dtype: str, attention_impl: str | None):
+def _forward_fn(config: ModelConfig, dtype: str, attention_impl: str | None, mesh: Mesh | None, rules: Any):
     @jax.jit
     def run(params, input_ids, attention_mask, positions):
         param_dtype = jax.tree_util.tree_leaves(params)[0].dtype
-        module = build_decoder(config, dtype=dtype, param_dtype=param_dtype, attention_impl=attention_impl)
+        module = build_decoder(config, dtype=dtype, param_dtype=param_dtype, attention_impl=attention_impl,
+                               mesh=mesh, rules=rules)
         logits, _ = module.apply({"params": params}, input_ids, positions, attention_mask=attention_mask)
         return logits
 
@@ -128,5 +131,6 @@ def forward(model: Model, input_ids: Any, attention_mask: Any = None, positions:
         raise ValueError(f"attention_mask shape {attention_mask.shape} != input_ids shape {input_ids.shape}")
     if positions is None:
         positions = positions_from_mask(attention_mask)
-    fn = _forward_fn(model.config, jnp.dtype(model.dtype).name, model.attention_impl)
+    rules = tuple(tuple(r) for r in model.rules)
+    fn = _forward_fn(model.config, jnp.dtype(model.dtype).name, model.attention_impl, model.mesh, rules)
     return fn(model.params, input_ids, attention_mask, jnp.asarray(positions, jnp.int32))

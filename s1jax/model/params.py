@@ -42,14 +42,19 @@ def build_decoder(
     param_dtype: Any = jnp.float32,
     remat_policy: str = "none",
     attention_impl: str | None = None,
+    mesh: Mesh | None = None,
+    rules: Any = DEFAULT_RULES,
 ) -> Decoder:
-    """The one place a :class:`Decoder` is constructed: ``dtype`` computes, ``param_dtype`` stores the weights."""
+    """The one place a :class:`Decoder` is constructed: ``dtype`` computes, ``param_dtype`` stores the weights; with
+    a ``mesh`` the activations between layers are pinned to their logical sharding under ``rules``."""
     return Decoder(
         config,
         dtype=as_dtype(dtype),
         param_dtype=as_dtype(param_dtype),
         remat_policy=remat_policy,
         attention_impl=attention_impl,
+        mesh=mesh,
+        rules=tuple(tuple(r) for r in rules),
     )
 
 

@@ -3,13 +3,13 @@ family from its ``tokenizer_config.json`` / ``special_tokens_map.json`` / ``conf
 
 from __future__ import annotations
 
-import json
 import pathlib
 from collections.abc import Sequence
 from typing import Any
 
+from s1jax.jsonfile import read_json as load_json_file
 from s1jax.tokenizer.base import Tokenizer
-from s1jax.tokenizer.chat_format import ChatFormat, chat_format_for, detect_family
+from s1jax.tokenizer.chat_format import ChatFormat, resolve_chat_format
 
 __all__ = ["HFBackend", "load_hf_tokenizer", "read_json"]
 
@@ -44,11 +44,7 @@ class HFBackend:
 def read_json(path: pathlib.Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    with path.open(encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"malformed JSON in {str(path)!r}: {e}; fix or re-download the file") from e
+    data = load_json_file(path)
     return data if isinstance(data, dict) else {}
 
 
@@ -93,13 +89,7 @@ def load_hf_tokenizer(tokenizer_json: pathlib.Path, chat: ChatFormat | None) -> 
         bos = int(mcfg["bos_token_id"])
     if not eos:
         eos = [t for t in ("<|endoftext|>", "</s>", "<|end_of_text|>") if tok.token_to_id(t) is not None][:1]
-    if chat is None:
-        template = tcfg.get("chat_template")
-        chat = chat_format_for(
-            detect_family(
-                model_type=mcfg.get("model_type"),
-                chat_template=template if isinstance(template, str) else None,
-                vocab_size=backend.size(),
-            )
-        )
+    chat = resolve_chat_format(
+        chat, chat_template=tcfg.get("chat_template"), model_type=mcfg.get("model_type"), vocab_size=backend.size()
+    )
     return Tokenizer(backend, chat=chat, eos_tokens=eos, pad_token=pad, bos_token=bos, source=str(tokenizer_json))

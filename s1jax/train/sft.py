@@ -204,7 +204,7 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
             ckpt_lib.write_tokenizer(ckpt_root, tokenizer)  # so s1jax.load_tokenizer(<ckpt_root>) works
 
     module = build_decoder(config, dtype=cfg.model.dtype, param_dtype=param_dtype, remat_policy=t.remat,
-                           attention_impl=cfg.model.attention_impl or None)
+                           attention_impl=cfg.model.attention_impl or None, mesh=mesh)
     keys = ("input_ids", "positions", "loss_mask", "attention_mask") + (("segment_ids",) if cfg.data.packing else ())
     b_shard = batch_shardings(mesh, keys)
     step_fn = make_train_step(module, tx, schedule, shardings, b_shard, loss_chunk=int(t.loss_chunk),

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from s1jax.jsonfile import read_json
 from s1jax.model.config import ModelConfig
 from s1jax.model.io.common import MODEL_JSON, atomic_output_dir, copy_tokenizer_files
 from s1jax.model.params import param_shapes, target_shardings
@@ -62,13 +63,7 @@ def write_model_json(directory: str, config: ModelConfig, param_dtype: Any) -> s
 def read_model_json(directory: str) -> tuple[ModelConfig, str | None]:
     """(ModelConfig, stored param dtype or None). Accepts flat fields or a nested ``"config"`` mapping."""
     path = os.path.join(directory, MODEL_JSON)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {MODEL_JSON} in {directory!r}")
-    with open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"malformed JSON in {path!r}: {e}") from e
+    data = read_json(path, what=MODEL_JSON)
     fields = dict(data.get("config") or {k: v for k, v in data.items() if k not in _META_KEYS})
     try:
         config = ModelConfig.from_config_dict(fields)
