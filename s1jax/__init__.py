@@ -25,7 +25,8 @@ _EXPORTS = {
     "generate_budget_sweep": "s1jax.inference.generate",
 }
 
-_SUBMODULES = ("config", "sharding", "tokenizer", "model", "data", "curation", "train", "inference", "eval", "demo", "cli")
+_SUBMODULES = ("config", "sharding", "tokenizer", "model", "data", "curation", "train", "inference", "eval", "builders",
+               "demo", "cli")
 
 __all__ = sorted(_EXPORTS)
 

@@ -27,7 +27,7 @@ from absl import app as absl_app
 from absl import flags, logging
 
 from s1jax.cli import exit_codes
-from s1jax.config import CONFIGS_DIR, ConfigError, flatten_config, load_config_file, parse_config_args
+from s1jax.config import CONFIGS_DIR, REPO_ROOT, ConfigError, flatten_config, load_config_file, parse_config_args
 
 __all__ = ["Command", "parse", "run", "entry", "help_text", "is_main_process", "say", "output_dir", "ConfigError"]
 
@@ -103,7 +103,8 @@ def help_text(command: Command, argv: Sequence[str] = (), full: bool = False) ->
         else:
             fields = flatten_config(cfg)
             width = min(max((len(name) for name, _ in fields), default=0), 40)
-            lines.append(f"config fields (set with --config.FIELD=VALUE; defaults from {spec}):")
+            shown = os.path.relpath(spec, REPO_ROOT) if os.path.abspath(spec).startswith(REPO_ROOT) else spec
+            lines.append(f"config fields (set with --config.FIELD=VALUE; defaults from {shown}):")
             lines += [f"  {name:<{width}}  {value!r}" for name, value in fields]
             lines.append("")
     if command.default_config:
@@ -246,6 +247,9 @@ def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None, nam
     """Call ``main(argv)`` and map what it raises to one stderr line and an exit code (:mod:`exit_codes`)."""
     try:
         return int(main(list(sys.argv[1:] if argv is None else argv)) or exit_codes.OK)
+    except BrokenPipeError:  # `s1jax generate --help | head`: the reader left, nothing is wrong
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - no flush error at exit
+        return exit_codes.OK
     except KeyboardInterrupt:
         print(f"s1jax {name}: interrupted", file=sys.stderr)
         return exit_codes.INTERRUPTED

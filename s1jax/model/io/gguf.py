@@ -2,7 +2,7 @@
 
 Hyperparameters come from the GGUF metadata, tensors are dequantised with ``gguf.quants.dequantize`` (Q4_0, Q4_1,
 Q8_0, F16, F32, BF16 and whatever else the installed ``gguf`` supports) and renamed to HF names, so the HF placement
-path (``weights_hf.assemble_params``) builds the params. GGUF stores dims in ggml order (``ne``, fastest first); the
+path (``s1jax.model.io.hf.assemble_params``) builds the params. GGUF stores dims in ggml order (``ne``, fastest first); the
 NumPy array gguf-py hands out is already ``[rows, cols]`` = the HF ``[out, in]`` layout.
 
 llama.cpp's ``convert_hf_to_gguf.py`` permutes the Q/K projection rows of *llama* models (interleaved rotary pairs for
