@@ -6,12 +6,11 @@ slots, fp32, random weights): how much of a decode step the KV cache costs. Prin
 
 import time, jax, jax.numpy as jnp, numpy as np
 from s1jax.model.presets import preset_config
-from s1jax.model.loading import init_params
-from s1jax.model.decoder import Decoder
+from s1jax.model.params import build_decoder, init_params
 from s1jax.model.kv_cache import init_cache
 c = preset_config("smollm2_135m")
 p = init_params(c, param_dtype=jnp.float32)
-m = Decoder(c)
+m = build_decoder(c)
 B,S=32,256
 cache = init_cache(c,B,S,jnp.float32)
 ids = jnp.ones((B,64),jnp.int32); pos=jnp.broadcast_to(jnp.arange(64),(B,64))

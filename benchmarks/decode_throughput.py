@@ -32,9 +32,9 @@ from s1jax.inference import budget as bf  # noqa: E402
 from s1jax.inference.engine import Engine, initial_rows, round_up  # noqa: E402
 from s1jax.inference.sampling import Sampling, row_keys  # noqa: E402
 from s1jax.model.config import ModelConfig  # noqa: E402
-from s1jax.model.decoder import Decoder  # noqa: E402
+from s1jax.model.params import build_decoder  # noqa: E402
 from s1jax.model.kv_cache import init_cache  # noqa: E402
-from s1jax.model.loading import load_model, positions_from_mask  # noqa: E402
+from s1jax.model.api import load_model, positions_from_mask  # noqa: E402
 
 
 def preset(name: str) -> ModelConfig:
@@ -89,7 +89,7 @@ def engine_run(model, engine: Engine, prompts, mask, new_tokens: int, num_ignore
 
 
 def make_plain(model):
-    module = Decoder(model.config, dtype=jnp.dtype(model.dtype), param_dtype=model.param_dtype)
+    module = build_decoder(model.config, dtype=model.dtype, param_dtype=model.param_dtype)
     vocab = model.config.vocab_size
 
     @jax.jit

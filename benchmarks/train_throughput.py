@@ -42,8 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def bench_jax(args, config) -> dict:
     import optax
 
-    from s1jax.model.decoder import Decoder
-    from s1jax.model.loading import init_params, param_shapes, param_shardings
+    from s1jax.model.params import build_decoder, init_params, param_shapes, param_shardings
     from s1jax.sharding import make_mesh
     from s1jax.train.step import batch_shardings, make_train_step, state_shardings
 
@@ -54,8 +53,8 @@ def bench_jax(args, config) -> dict:
     shard = state_shardings(param_shardings(config, mesh), tx, param_shapes(config, pdt), mesh)
     state = {"params": params, "opt_state": jax.jit(tx.init, out_shardings=shard["opt_state"])(params),
              "step": jax.device_put(jnp.zeros((), jnp.int32), shard["step"])}
-    module = Decoder(config, dtype=jnp.dtype(args.dtype), param_dtype=pdt, remat_policy=args.remat,
-                     attention_impl=args.attention_impl or None)
+    module = build_decoder(config, dtype=args.dtype, param_dtype=pdt, remat_policy=args.remat,
+                           attention_impl=args.attention_impl or None)
     b_shard = batch_shardings(mesh)
     step = make_train_step(module, tx, optax.constant_schedule(1e-5), shard, b_shard, loss_chunk=args.loss_chunk,
                            nan_policy="none")

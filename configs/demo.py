@@ -41,7 +41,7 @@ def get_config(arg: str = ""):
     cfg.data.eval_max_steps = 5
     cfg.data.num_contaminated = 3  # eval questions copied into the pool (decontamination must drop them)
 
-    # Curation (s1jax.data.curation): decontamination against the eval set, the quality rules, token lengths, and
+    # Curation (s1jax.curation): decontamination against the eval set, the quality rules, token lengths, and
     # Algorithm 1's domain-uniform / long-trace-favouring selection of num_select rows. The difficulty filter needs
     # reference models to solve every pool question; the demo skips it (say so in the printout).
     cfg.curation = ml_collections.ConfigDict()

@@ -11,10 +11,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_model": "s1jax.model.loading",
-    "save_model": "s1jax.model.loading",
-    "forward": "s1jax.model.loading",
-    "Model": "s1jax.model.loading",
+    "load_model": "s1jax.model.api",
+    "save_model": "s1jax.model.api",
+    "forward": "s1jax.model.api",
+    "Model": "s1jax.model.api",
     "ModelConfig": "s1jax.model.config",
     "load_tokenizer": "s1jax.tokenizer",
     "Tokenizer": "s1jax.tokenizer",
@@ -25,7 +25,8 @@ _EXPORTS = {
     "generate_budget_sweep": "s1jax.inference.generate",
 }
 
-_SUBMODULES = ("config", "sharding", "tokenizer", "chat_format", "model", "data", "train", "inference", "eval")
+_SUBMODULES = ("config", "sharding", "tokenizer", "model", "data", "curation", "train", "inference", "eval", "builders",
+               "demo", "cli")
 
 __all__ = sorted(_EXPORTS)
 

@@ -1,9 +1,14 @@
-"""ml_collections helpers: the single configuration system of s1jax.
+"""ml_collections config files and ``--config.a.b=value`` overrides: the single configuration system of s1jax.
 
-Every CLI takes ``--config=configs/x.py[:arg] --config.a.b=value``. Config files define ``get_config()``
-(optionally ``get_config(arg)``) returning an ``ml_collections.ConfigDict``. Overrides are type-checked against
-the existing field, and an unknown field is an error that lists the fields that do exist, so a typo never
-silently trains the wrong model.
+Every CLI takes ``--config=configs/x.py[:arg] --config.a.b=value`` exactly as ``ml_collections.config_flags`` spells
+it (``--config.a.b value`` too; ``--flagfile`` and the absl flags are handled by :mod:`s1jax.cli.app`). Config files
+define ``get_config()`` (optionally ``get_config(arg)``) returning an ``ml_collections.ConfigDict``; every default a
+user may turn lives in those files under ``configs/``.
+
+Overrides are applied here rather than by ``config_flags``' own parser, because it is looser than a run deserves:
+it reads ``--config.remat=1`` as True, cannot override list- or None-valued fields, and reports an unknown field
+without listing the ones that exist. Here an override is type-checked against the field it replaces, and an
+unknown field is an error that lists the fields that do exist, so a typo never silently trains the wrong model.
 """
 
 from __future__ import annotations
@@ -16,7 +21,18 @@ from typing import Any
 
 import ml_collections
 
-__all__ = ["ConfigError", "load_config_file", "apply_overrides", "parse_config_args", "format_config"]
+__all__ = [
+    "CONFIGS_DIR",
+    "ConfigError",
+    "load_config_file",
+    "apply_overrides",
+    "parse_config_args",
+    "format_config",
+    "flatten_config",
+]
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIGS_DIR = os.path.join(REPO_ROOT, "configs")  # the shipped config files (a source checkout / editable install)
 
 
 class ConfigError(ValueError):
@@ -58,7 +74,7 @@ def _parse_value(text: str) -> Any:
         return None
     try:
         return ast.literal_eval(lowered)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, MemoryError, RecursionError):  # long prose can exhaust the parser
         return text
 
 
@@ -108,7 +124,8 @@ def apply_overrides(cfg: ml_collections.ConfigDict, overrides: dict[str, str]) -
         leaf = parts[-1]
         if leaf not in node:
             raise ConfigError(f"--config.{dotted}: unknown field {leaf!r}; available: {sorted(node.keys())}")
-        value = _coerce(_parse_value(raw), node[leaf], dotted)
+        # A string field takes the text as given (as config_flags does): prompts are not Python literals.
+        value = raw if isinstance(node[leaf], str) else _coerce(_parse_value(raw), node[leaf], dotted)
         with node.unlocked():
             try:
                 node[leaf] = value
@@ -166,3 +183,16 @@ def format_config(cfg: ml_collections.ConfigDict, indent: int = 0) -> str:
         else:
             lines.append(f"{pad}{key}: {value!r}")
     return "\n".join(line for line in lines if line)
+
+
+def flatten_config(cfg: ml_collections.ConfigDict, prefix: str = "") -> list[tuple[str, Any]]:
+    """``[("model.path", ""), ("budget.num_ignore", 0), ...]``: every leaf field with its dotted name, sorted."""
+    out: list[tuple[str, Any]] = []
+    for key in sorted(cfg.keys()):
+        value = cfg[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, (ml_collections.ConfigDict, ml_collections.FrozenConfigDict)):
+            out += flatten_config(value, name + ".")
+        else:
+            out.append((name, value))
+    return out

@@ -25,7 +25,7 @@ import threading
 
 __all__ = [
     "FINISHED", "ERROR", "CONFIG_ERROR", "NON_FINITE_LOSS", "STORAGE_FAILURE", "PREEMPTED", "INTERRUPTED",
-    "NAMES", "leave_process",
+    "OK", "FAILURE", "USAGE", "NAMES", "DESCRIPTIONS", "leave_process",
 ]
 
 FINISHED = 0
@@ -36,10 +36,25 @@ STORAGE_FAILURE = 74
 PREEMPTED = 75
 INTERRUPTED = 130
 
+# The names every command uses (0, 1 and 2 mean the same everywhere; the others are the trainer's outcomes).
+OK = FINISHED  # the command did what was asked
+FAILURE = ERROR  # a runtime failure after the work started
+USAGE = CONFIG_ERROR  # bad command line, config or input file: reported before any model loads, nothing written
+
 NAMES = {
     FINISHED: "finished", ERROR: "error", CONFIG_ERROR: "config error", NON_FINITE_LOSS: "non-finite loss",
     STORAGE_FAILURE: "storage failure", PREEMPTED: "preempted, checkpoint saved: requeue",
     INTERRUPTED: "interrupted, checkpoint saved",
+}
+
+DESCRIPTIONS: dict[int, str] = {
+    OK: "success",
+    FAILURE: "runtime failure after the work started",
+    USAGE: "usage, config or input error (nothing was started or written)",
+    NON_FINITE_LOSS: "train: the loss became NaN/inf",
+    STORAGE_FAILURE: "train: a checkpoint/metrics write failed (the last good checkpoint is intact)",
+    PREEMPTED: "train: preempted (SIGTERM), checkpoint saved: requeue",
+    INTERRUPTED: "interrupted (Ctrl-C); train saved a checkpoint",
 }
 
 # After a storage failure a background writer thread (Orbax's, tensorboardX's) may be stuck in a system call on a

@@ -8,7 +8,7 @@ import pytest
 import numerics as tolerances
 from s1jax.model.config import ModelConfig
 from s1jax.model.decoder import Decoder, SegmentMask, chunked_attention
-from s1jax.model.loading import init_params
+from s1jax.model.params import init_params
 
 CFG = ModelConfig(architecture="qwen2", vocab_size=96, hidden_size=32, intermediate_size=64, num_layers=2,
                   num_heads=4, num_kv_heads=2, head_dim=8, rope_theta=10000.0, tie_word_embeddings=False)

@@ -11,21 +11,22 @@ import types
 import numpy as np
 import pytest
 
-from s1jax.data import curation_difficulty as cd
-from s1jax.data.curation import OUTPUT_COLUMNS, default_config, run_curation, validate_pool
-from s1jax.data.curation_decontam import build_ngram_index, decontaminate, load_eval_questions, read_eval_questions
-from s1jax.data.curation_difficulty import ReferenceModel, apply_difficulty, make_token_counter, solved_value
-from s1jax.data.curation_diversity import (
+from s1jax.curation import difficulty as cd
+from s1jax.curation.solvers import make_default_grade_fn, make_model_solver
+from s1jax.curation.pipeline import OUTPUT_COLUMNS, default_config, run_curation, validate_pool
+from s1jax.curation.decontam import build_ngram_index, decontaminate, load_eval_questions, read_eval_questions
+from s1jax.curation.difficulty import ReferenceModel, apply_difficulty, make_token_counter, solved_value
+from s1jax.curation.diversity import (
     KeywordDomainClassifier,
     LMDomainClassifier,
     is_preselected,
     load_msc,
     select_diverse,
 )
-from s1jax.data.curation_io import format_report, write_outputs
-from s1jax.data.curation_quality import QUALITY_RULES, apply_quality, default_quality_config
-from s1jax.data.curation_text import normalize_words
-from s1jax.data.synthetic_pool import _FILLER, SYNTHETIC_DOMAINS, make_synthetic_pool
+from s1jax.curation.io import format_report, write_outputs
+from s1jax.curation.quality import QUALITY_RULES, apply_quality, default_quality_config
+from s1jax.curation.text import normalize_words
+from s1jax.curation.synthetic_pool import _FILLER, SYNTHETIC_DOMAINS, make_synthetic_pool
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 RULES = [name for name, _, _ in QUALITY_RULES]
@@ -210,14 +211,14 @@ def test_model_solver_adapter_batches_through_s1jax_generate(monkeypatch):
     monkeypatch.setitem(vars(s1jax), "Sampling", lambda **kw: ("sampling", kw))
     monkeypatch.setitem(vars(s1jax), "load_model", lambda path, dtype: f"model:{path}:{dtype}")
     monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path: f"tok:{path}")
-    solver = cd.make_model_solver(
+    solver = make_model_solver(
         "/m", "/t", {"max_thinking_tokens": 64, "temperature": 0.0, "batch_size": 2, "dtype": "float32"}
     )
     assert solver(["a", "b", "c"]) == ["think a\nanswer a", "think b\nanswer b", "think c\nanswer c"]
     assert log["batches"] == [["a", "b"], ["c"]]
     assert log["budget"] == ("budget", {"max_thinking_tokens": 64}) and log["sampling"] == ("sampling", {"temperature": 0.0})
     assert log["model"] == "model:/m:float32" and log["tok"] == "tok:/t"
-    answer_only = cd.make_model_solver("/m", budget_cfg={}, response="answer", model="M", tokenizer="T")
+    answer_only = make_model_solver("/m", budget_cfg={}, response="answer", model="M", tokenizer="T")
     assert answer_only(["z"]) == ["answer z"] and log["model"] == "M"
 
 
@@ -226,7 +227,7 @@ def test_default_grade_fn_and_token_counter_adapters(monkeypatch):
     fake.extract_answer = lambda text, kind: text.split("boxed{")[-1].rstrip("}$.") if "boxed{" in text else None
     fake.grade = lambda response, reference, kind: reference in response and kind == "math"
     monkeypatch.setitem(sys.modules, "s1jax.eval.grading", fake)
-    grade_fn = cd.make_default_grade_fn("math")
+    grade_fn = make_default_grade_fn("math")
     assert grade_fn("so 17", "Thus $\\boxed{17}$.") and not grade_fn("so 18", "Thus $\\boxed{17}$.")
     assert make_token_counter("")("one two  three\nfour") == 4
 

@@ -9,10 +9,11 @@ import pytest
 
 import s1jax
 from gen_fixtures import QUESTIONS, load_tok, tiny_model, tokenizer_dir
-from s1jax.data import curation_difficulty as cd
-from s1jax.data.curation import build_domain_classifier, default_config
-from s1jax.data.curation_diversity import KeywordDomainClassifier, LMDomainClassifier
-from s1jax.data.curation_text import trace_text
+from s1jax.curation import difficulty as cd
+from s1jax.curation.solvers import make_default_grade_fn, make_model_solver
+from s1jax.curation.pipeline import build_domain_classifier, default_config
+from s1jax.curation.diversity import KeywordDomainClassifier, LMDomainClassifier
+from s1jax.curation.text import trace_text
 
 BATCH = 4
 BUDGET = {"max_thinking_tokens": 12, "max_answer_tokens": 6, "temperature": 0.0, "batch_size": BATCH}
@@ -52,8 +53,8 @@ def _rows(solutions, col_a):
 
 def test_difficulty_stage_through_the_engine(spy):
     tok = load_tok()
-    solver_a = cd.make_model_solver("unused", budget_cfg=BUDGET, model=tiny_model(), tokenizer=tok)
-    solver_b = cd.make_model_solver("unused", budget_cfg=dict(BUDGET, max_cache_len=256),
+    solver_a = make_model_solver("unused", budget_cfg=BUDGET, model=tiny_model(), tokenizer=tok)
+    solver_b = make_model_solver("unused", budget_cfg=dict(BUDGET, max_cache_len=256),
                                     model=tiny_model(seed=1), tokenizer=tok)
     # model A has a precomputed grade for rows 0 (solved) and 5 (not); rows 1-4 go to its solver
     col_a = [True, None, None, None, None, "No"]

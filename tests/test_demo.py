@@ -80,7 +80,7 @@ def test_demo_data_is_disjoint_and_planted():
 
 
 def test_curation_drops_exactly_the_planted_rows_per_rule():
-    from s1jax.data import curation
+    from s1jax.curation import pipeline as curation
 
     d = tasks.make_demo_data(num_pool=120, num_eval=12, seed=0)
     cfg = curation.default_config()

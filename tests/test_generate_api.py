@@ -144,7 +144,7 @@ def test_progress_over_decode_steps(model, tok, monkeypatch):
     import numpy as np
 
     from s1jax.inference import budget as bf
-    from s1jax.inference import generate as g
+    from s1jax.inference import host as g
     from s1jax.inference.engine import get_engine
 
     bars: list[_Bar] = []

@@ -14,7 +14,7 @@ from hf_fixtures import build_hf_model, hf_logits, left_padded_batch, tiny_hf_co
 gguf = pytest.importorskip("gguf")
 
 import s1jax  # noqa: E402
-from s1jax.model.weights_gguf import reverse_llama_permute  # noqa: E402
+from s1jax.model.io.gguf import reverse_llama_permute  # noqa: E402
 
 SMOLLM_GGUF = (
     pathlib.Path(__file__).resolve().parents[1]

@@ -14,7 +14,7 @@ from jax.sharding import PartitionSpec as P
 import s1jax
 import numerics as tolerances
 from s1jax.model.kv_cache import init_cache
-from s1jax.model.loading import forward, load_model, positions_from_mask
+from s1jax.model.api import forward, load_model, positions_from_mask
 from s1jax.model.presets import PRESETS
 from s1jax.sharding import logical_to_spec, make_mesh
 

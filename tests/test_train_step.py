@@ -13,7 +13,7 @@ import pytest
 
 import numerics as tolerances
 from s1jax.model.decoder import Decoder
-from s1jax.model.loading import init_params, param_shapes, param_shardings
+from s1jax.model.params import init_params, param_shapes, param_shardings
 from s1jax.model.presets import preset_config
 from s1jax.sharding import make_mesh
 from s1jax.train.optimizer import make_optimizer, make_schedule, warmup_steps_for

@@ -22,7 +22,8 @@ import numerics as tolerances  # noqa: E402
 from hf_fixtures import build_hf_model, tiny_hf_config  # noqa: E402
 
 import s1jax  # noqa: E402
-from s1jax.model.loading import Model, param_shapes, param_shardings  # noqa: E402
+from s1jax.model.api import Model  # noqa: E402
+from s1jax.model.params import param_shapes, param_shardings  # noqa: E402
 from s1jax.sharding import make_mesh  # noqa: E402
 from s1jax.train.optimizer import make_optimizer, warmup_steps_for  # noqa: E402
 from s1jax.train.step import batch_shardings, make_train_step, state_shardings  # noqa: E402

@@ -13,7 +13,7 @@ import pytest
 from hf_fixtures import hf_logits, left_padded_batch, make_tiny_hf_dir
 
 import s1jax  # noqa: E402
-from s1jax.model import weights, weights_native  # noqa: E402
+from s1jax.model.io import native as weights_native  # noqa: E402
 from s1jax.sharding import make_mesh  # noqa: E402
 
 pytest.importorskip("transformers")

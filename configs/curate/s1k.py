@@ -7,7 +7,7 @@ s1jax.generate and graded by s1jax.eval.grading). Trace lengths are Qwen tokens 
 set (the 5,600-token MATH preselect threshold assumes it); without it they are whitespace words.
 """
 
-from s1jax.data.curation import default_config
+from s1jax.curation.pipeline import default_config
 
 
 def get_config():

@@ -6,7 +6,7 @@ copied from AIME24/MATH500 (from ../shared/data when present), keyword MSC domai
 
 import os
 
-from s1jax.data.curation import default_config
+from s1jax.curation.pipeline import default_config
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

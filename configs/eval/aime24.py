@@ -5,8 +5,10 @@
 Enable baselines with --config.token_conditional=true, --config.rejection_sampling=true, --config.majority_vote=true ...
 """
 
-from s1jax.cli.eval import default_config
+import os
+
+from s1jax.config import load_config_file
 
 
 def get_config():
-    return default_config("aime24", "aime24.jsonl", budgets=(512, 1024, 2048, 4096, 8192))
+    return load_config_file(os.path.join(os.path.dirname(__file__), "base.py") + ":aime24")

@@ -6,8 +6,10 @@ columns (Question, Correct Answer, Incorrect Answer 1..3), or leave it empty to 
     s1jax eval --config=configs/eval/gpqa.py --config.model.path=PATH [--config.gpqa_ask_letter=true]
 """
 
-from s1jax.cli.eval import default_config
+import os
+
+from s1jax.config import load_config_file
 
 
 def get_config():
-    return default_config("gpqa", "gpqa_diamond.jsonl", budgets=(512, 1024, 2048, 4096, 8192))
+    return load_config_file(os.path.join(os.path.dirname(__file__), "base.py") + ":gpqa")

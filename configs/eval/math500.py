@@ -3,8 +3,10 @@
     s1jax eval --config=configs/eval/math500.py --config.model.path=PATH
 """
 
-from s1jax.cli.eval import default_config
+import os
+
+from s1jax.config import load_config_file
 
 
 def get_config():
-    return default_config("math500", "math500.jsonl", budgets=(512, 1024, 2048, 4096))
+    return load_config_file(os.path.join(os.path.dirname(__file__), "base.py") + ":math500")

@@ -10,7 +10,7 @@ the pipeline on real weights, in float32 on a laptop.
 import importlib.util
 import os
 
-from s1jax.cli.generate import default_config
+from s1jax.config import load_config_file
 
 
 def smollm2_gguf() -> str:
@@ -22,7 +22,7 @@ def smollm2_gguf() -> str:
 
 
 def get_config():
-    cfg = default_config()
+    cfg = load_config_file(os.path.join(os.path.dirname(__file__), "default.py"))
     cfg.model.path = smollm2_gguf()
     cfg.model.preset = "smollm2_135m"
     cfg.model.dtype = "float32"

@@ -5,11 +5,13 @@ one sequence per step within a single 80 GB GPU without flash attention; long s1
 at its block size). Set --config.model.path to a downloaded Qwen2.5-0.5B-Instruct directory.
 """
 
-from s1jax.train.defaults import default_config
+import os
+
+from s1jax.config import load_config_file
 
 
 def get_config(source: str = "simplescaling/s1K"):
-    cfg = default_config()
+    cfg = load_config_file(os.path.join(os.path.dirname(__file__), "base.py"))
     cfg.model.path = "checkpoints/Qwen2.5-0.5B-Instruct"
     cfg.model.preset = "qwen2_5_0_5b"
     cfg.model.dtype = "bfloat16"

@@ -3,16 +3,13 @@
 Same optimizer and schedule as ``s1_32b.py``; ``:ARG`` picks the mesh the same way (``h100x16`` | ``v5p-128``).
 """
 
-import importlib.util
 import os
 
-_spec = importlib.util.spec_from_file_location("_s1_32b", os.path.join(os.path.dirname(__file__), "s1_32b.py"))
-_s1 = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_s1)
+from s1jax.config import load_config_file
 
 
 def get_config(target: str = "h100x16"):
-    cfg = _s1.get_config(target)
+    cfg = load_config_file(os.path.join(os.path.dirname(__file__), "s1_32b.py") + ":" + target)
     cfg.data.source = "simplescaling/s1K-1.1"
     cfg.data.trace = "deepseek"
     cfg.data.block_size = 20000

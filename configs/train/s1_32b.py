@@ -11,7 +11,9 @@ Weights: ``huggingface-cli download Qwen/Qwen2.5-32B-Instruct --local-dir checkp
 (or set --config.model.path). Data: the hub dataset, or a local copy via --config.data.source.
 """
 
-from s1jax.train.defaults import default_config
+import os
+
+from s1jax.config import load_config_file
 
 MESHES = {
     "h100x16": dict(data=1, fsdp=16, tensor=1),
@@ -22,7 +24,7 @@ MESHES = {
 def get_config(target: str = "h100x16"):
     if target not in MESHES:
         raise ValueError(f"unknown target {target!r}; choose from {sorted(MESHES)}")
-    cfg = default_config()
+    cfg = load_config_file(os.path.join(os.path.dirname(__file__), "base.py"))
     cfg.model.path = "checkpoints/Qwen2.5-32B-Instruct"
     cfg.model.preset = "qwen2_5_32b"
     cfg.model.dtype = "bfloat16"

@@ -7,11 +7,11 @@ The argument is a directory with ``tokenizer.json`` (< 512 ids) and ``train.json
 
 import os
 
-from s1jax.train.defaults import default_config
+from s1jax.config import load_config_file
 
 
 def get_config(data_dir: str = "runs/tiny_fixture"):
-    cfg = default_config()
+    cfg = load_config_file(os.path.join(os.path.dirname(__file__), "base.py"))
     cfg.model.preset = "tiny"
     cfg.model.tokenizer = os.path.join(data_dir, "tokenizer.json")
     cfg.model.dtype = "float32"  # exact CPU numerics for the resume / parity tests

@@ -1,5 +1,5 @@
-"""``s1jax demo [--config=configs/demo.py[:fast]] [--config.x=y ...]``: the whole s1 pipeline on SmolLM2-135M-Instruct
-on a CPU (see s1jax/demo/pipeline.py and docs/demo.md)."""
+"""``s1jax demo [--config=configs/demo.py[:fast]] [--config.FIELD=VALUE ...]``: the whole s1 pipeline on
+SmolLM2-135M-Instruct on a CPU (see s1jax/demo/pipeline.py and docs/demo.md). Runs offline."""
 
 from __future__ import annotations
 
@@ -7,10 +7,26 @@ import os
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main", "DEFAULT_CONFIG"]
+# The demo never touches the hub; huggingface_hub reads these when it is first imported (by the pipeline below).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DEFAULT_CONFIG = os.path.join(_REPO_ROOT, "configs", "demo.py")
+from s1jax import exit_codes
+from s1jax.cli import app  # noqa: E402
+from s1jax.demo.pipeline import DemoError, apply_fast_preset, run_demo  # noqa: E402
+
+__all__ = ["COMMAND", "DEFAULT_CONFIG", "main"]
+
+DEFAULT_CONFIG = app.config_path("demo.py")
+
+COMMAND = app.Command(
+    name="demo",
+    summary="the whole s1 pipeline on SmolLM2-135M on a CPU",
+    doc=__doc__,
+    default_config=DEFAULT_CONFIG,
+    shipped=("demo.py",),
+)
 
 
 def _explicit_fields(argv: Sequence[str]) -> set[str]:
@@ -23,30 +39,18 @@ def _explicit_fields(argv: Sequence[str]) -> set[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from s1jax.config import parse_config_args
-
     argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        print(f"default config: {DEFAULT_CONFIG}")
-        return 0
-    cfg, rest = parse_config_args(argv, default_config=DEFAULT_CONFIG)
-    if rest:
-        print(f"s1jax demo: unexpected arguments {rest}; use --config=FILE and --config.field=value", file=sys.stderr)
-        return 2
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from s1jax.demo.pipeline import DemoError, apply_fast_preset, run_demo
-
+    cfg = app.parse(COMMAND, argv)
+    if cfg is None:
+        return exit_codes.OK
     apply_fast_preset(cfg, _explicit_fields(argv))
     try:
         run_demo(cfg)
     except DemoError as e:
         print(f"\ns1jax demo: {e}", file=sys.stderr)
-        return 1
-    return 0
+        return exit_codes.FAILURE
+    return exit_codes.OK
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    app.entry(main, COMMAND.name)

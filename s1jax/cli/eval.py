@@ -1,84 +1,78 @@
-"""``s1jax eval --config=configs/eval/aime24.py [--config.field=value ...]``: benchmark + budget sweeps.
+"""``s1jax eval --config=configs/eval/aime24.py --config.model.path=PATH [--config.FIELD=VALUE ...]``: benchmark +
+budget sweeps.
 
 Loads the benchmark (local file or hub), the model and tokenizer, runs the enabled methods (budget forcing sweep,
 "Wait" extrapolation, conditional-control baselines, rejection sampling, majority voting), appends every graded
 generation to ``output_dir/results.jsonl`` (a rerun resumes), then writes summary.json, results.md and scaling.png.
-Heavy imports (JAX, the model) happen inside :func:`main`, so importing this module for ``default_config`` in a
-config file is cheap.
+The config and the benchmark file are checked before the model loads; ``output_dir`` is created when generation
+starts.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
 
-from s1jax.model.presets import model_group
+import s1jax
+from s1jax.builders import budget_from_config, sampling_from_config
+from s1jax.cli import app
+from s1jax.cli.checks import check_choice, check_dtype, check_int, check_int_sequence, check_number, check_path
+from s1jax.config import ConfigError, format_config
+from s1jax.eval import scaling as sc
+from s1jax.eval.benchmarks import BENCHMARKS, load_benchmark
+from s1jax.eval.report import ResultsWriter, write_reports
 
-__all__ = ["default_config", "main"]
+__all__ = ["COMMAND", "main", "validate"]
 
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED_DATA = os.path.join(os.path.dirname(_REPO_ROOT), "shared", "data")
+COMMAND = app.Command(
+    name="eval",
+    summary="AIME24 / MATH500 / GPQA evaluation and budget sweeps",
+    doc=__doc__,
+    fields_config=app.config_path("eval", "base.py"),
+    shipped=("eval/*.py",),
+)
+
+_METHODS = ("budget_forcing", "num_ignore_sweep", "token_conditional", "token_conditional_bf", "step_conditional",
+            "step_conditional_bf", "class_conditional", "class_conditional_bf", "rejection_sampling", "majority_vote")
 
 
-def default_config(benchmark: str, data_file: str | None, budgets: tuple[int, ...]) -> ml_collections.ConfigDict:
-    """The eval config every configs/eval/*.py starts from; ``data_file`` is looked up in ../shared/data."""
-    cfg = ml_collections.ConfigDict()
-    # The model group every CLI shares; path (HF dir, .gguf or s1jax checkpoint) is required here, tokenizer
-    # defaults to the one found with the weights.
-    cfg.model = model_group(path="", preset="", dtype="bfloat16")
-    cfg.system = ""  # "" = the chat format's default system message
-    cfg.benchmark = benchmark
-    local = os.path.join(SHARED_DATA, data_file) if data_file else ""
-    cfg.data_path = local if local and os.path.isfile(local) else ""  # "" = load from the hub
-    cfg.limit = 0  # number of items; 0 = all
-    cfg.gpqa_ask_letter = False  # s1's GPQA prompt has no instruction; True appends one
-    cfg.seed = 0
-    cfg.output_dir = os.path.join("runs", "eval", benchmark)
-    cfg.batch_size = 8  # questions per generate call (device rows) and per JSONL checkpoint
-    cfg.max_cache_len = 0  # KV-cache slots per row; 0 = sized from the largest budget + max_answer_tokens
-    cfg.grade_timeout_s = 5.0
-    cfg.save_token_ids = False
-    cfg.progress = True
-
-    cfg.budget = ml_collections.ConfigDict()
-    cfg.budget.max_answer_tokens = 512
-    cfg.budget.ignore_str = "Wait"
-    cfg.budget.uncapped_thinking_tokens = 32768  # "no budget forcing": only the context limits thinking
-
-    cfg.sampling = ml_collections.ConfigDict()
-    cfg.sampling.temperature = 0.0
-    cfg.sampling.top_p = 1.0
-    cfg.sampling.top_k = 0
-
-    cfg.budget_forcing = True
-    cfg.budgets = tuple(budgets)
-    cfg.num_ignore_sweep = False
-    cfg.num_ignore = (0, 1, 2, 4, 6)
-    cfg.num_ignore_max_tokens = max(budgets)
-    cfg.token_conditional = False
-    cfg.token_conditional_bf = False
-    cfg.step_conditional = False
-    cfg.step_conditional_bf = False
-    cfg.steps = (16, 32, 64, 128, 256)
-    cfg.tokens_per_step = 100
-    cfg.class_conditional = False
-    cfg.class_conditional_bf = False
-    cfg.class_budgets = (2048, 8192)
-    cfg.rejection_sampling = False
-    cfg.rejection_max_tries = 64
-    cfg.majority_vote = False
-    cfg.majority_samples = 8
-    cfg.majority_temperature = 1.0
-    return cfg
+def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
+    """Every check that needs no model; returns (Budget, Sampling). Raises ConfigError naming the field."""
+    if not cfg.model.path:
+        raise ConfigError("set --config.model.path (HF dir, .gguf or s1jax checkpoint)")
+    check_dtype(cfg.model.dtype, "model.dtype")
+    if cfg.model.param_dtype:
+        check_dtype(cfg.model.param_dtype, "model.param_dtype")
+    if cfg.model.tokenizer:
+        check_path(cfg.model.tokenizer, "model.tokenizer", "tokenizer")
+    check_choice(cfg.benchmark.lower(), "benchmark", sorted(BENCHMARKS) + ["jsonl"] + ["aime", "math", "gpqa_diamond"])
+    if cfg.data_path:
+        check_path(cfg.data_path, "data_path", "benchmark file")
+    elif cfg.benchmark.lower() == "jsonl":
+        raise ConfigError("benchmark='jsonl' needs --config.data_path (a local .jsonl/.json/.parquet file)")
+    if not any(cfg[m] for m in _METHODS):
+        raise ConfigError(f"no method is enabled; set one of {', '.join('--config.' + m + '=true' for m in _METHODS)}")
+    budgets = check_int_sequence(cfg.budgets, "budgets", minimum=0)
+    check_int_sequence(cfg.num_ignore, "num_ignore", minimum=0)
+    check_int_sequence(cfg.steps, "steps", minimum=1)
+    check_int_sequence(cfg.class_budgets, "class_budgets", minimum=0)
+    for field, minimum in (("limit", 0), ("batch_size", 1), ("max_cache_len", 0), ("num_ignore_max_tokens", 0),
+                           ("tokens_per_step", 1), ("rejection_max_tries", 1), ("majority_samples", 1),
+                           ("budget.uncapped_thinking_tokens", 1)):
+        group, _, leaf = field.rpartition(".")
+        check_int((cfg[group] if group else cfg)[leaf], field, minimum)
+    check_number(cfg.grade_timeout_s, "grade_timeout_s", minimum=0.001)
+    check_number(cfg.majority_temperature, "majority_temperature", minimum=0.0)
+    budget = budget_from_config(cfg.budget, max_thinking_tokens=max(budgets), num_ignore=0)
+    sampling = sampling_from_config(cfg.sampling, seed=cfg.seed)
+    return budget, sampling
 
 
 def _run_methods(cfg: ml_collections.ConfigDict, items: list, gen_fn: Any, sweep_fn: Any, writer: Any) -> None:
     """Run every enabled method in a fixed order; each one resumes from the writer's records."""
-    from s1jax.eval import scaling as sc
-
     common = {"batch_size": cfg.batch_size, "grade_timeout_s": cfg.grade_timeout_s, "progress": cfg.progress,
               "save_token_ids": cfg.save_token_ids}
     uncapped = cfg.budget.uncapped_thinking_tokens
@@ -106,52 +100,41 @@ def _run_methods(cfg: ml_collections.ConfigDict, items: list, gen_fn: Any, sweep
                              temperature=cfg.majority_temperature, seed=cfg.seed, **common)
 
 
-def main(argv: list[str]) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``s1jax eval``; returns the process exit code."""
-    from s1jax.config import format_config, parse_config_args
-
-    cfg, rest = parse_config_args(argv)
-    if rest:
-        print(f"s1jax eval: unexpected arguments {rest}", file=sys.stderr)
-        return 2
-    if not cfg.model.path:
-        print("s1jax eval: set --config.model.path (HF dir, .gguf or s1jax checkpoint)", file=sys.stderr)
-        return 2
-    print(format_config(cfg))
-
-    from s1jax.eval.benchmarks import load_benchmark
-    from s1jax.eval.report import ResultsWriter, write_reports
-    from s1jax.eval.scaling import make_generate_fns
-
-    items = load_benchmark(cfg.benchmark, cfg.data_path or None, limit=cfg.limit, seed=cfg.seed,
-                           gpqa_ask_letter=cfg.gpqa_ask_letter)
-    print(f"{cfg.benchmark}: {len(items)} items from {cfg.data_path or 'the hub'}")
-
-    import s1jax
+    cfg = app.parse(COMMAND, argv)
+    if cfg is None:
+        return 0
+    budget, sampling = validate(cfg)
+    try:
+        items = load_benchmark(cfg.benchmark, cfg.data_path or None, limit=cfg.limit, seed=cfg.seed,
+                               gpqa_ask_letter=cfg.gpqa_ask_letter)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"benchmark {cfg.benchmark!r}: {e}") from e
+    if not items:
+        raise ConfigError(f"benchmark {cfg.benchmark!r} from {cfg.data_path or 'the hub'} has no items")
+    app.say(format_config(cfg))
+    app.say(f"{cfg.benchmark}: {len(items)} items from {cfg.data_path or 'the hub'}")
 
     model = s1jax.load_model(cfg.model.path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype or None,
                              attention_impl=cfg.model.attention_impl or None)
     tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path)
-    budget = s1jax.Budget(max_thinking_tokens=max(cfg.budgets), num_ignore=0, ignore_str=cfg.budget.ignore_str,
-                          max_answer_tokens=cfg.budget.max_answer_tokens)
-    sampling = s1jax.Sampling(temperature=cfg.sampling.temperature, top_p=cfg.sampling.top_p,
-                              top_k=cfg.sampling.top_k, seed=cfg.seed)
-    gen_fn, sweep_fn = make_generate_fns(model, tok, budget, sampling, system=cfg.system or None,
-                                         batch_size=cfg.batch_size, max_cache_len=cfg.max_cache_len or None)
+    gen_fn, sweep_fn = sc.make_generate_fns(model, tok, budget, sampling, system=cfg.system or None,
+                                            batch_size=cfg.batch_size, max_cache_len=cfg.max_cache_len or None)
 
-    os.makedirs(cfg.output_dir, exist_ok=True)
-    writer = ResultsWriter(os.path.join(cfg.output_dir, "results.jsonl"))
-    if writer.records:
-        print(f"resuming: {len(writer.records)} generations already in {writer.path}")
-    _run_methods(cfg, items, gen_fn, sweep_fn, writer)
+    with app.output_dir(cfg.output_dir):
+        writer = ResultsWriter(os.path.join(cfg.output_dir, "results.jsonl"))
+        if writer.records:
+            app.say(f"resuming: {len(writer.records)} generations already in {writer.path}")
+        _run_methods(cfg, items, gen_fn, sweep_fn, writer)
 
     title = f"{cfg.benchmark} | {os.path.basename(os.path.normpath(cfg.model.path))}"
     paths = write_reports(writer.records, cfg.output_dir, title=title, grade_timeout_s=cfg.grade_timeout_s)
     with open(paths["markdown"], encoding="utf-8") as f:
-        print(f.read())
-    print("\n".join(f"{k}: {v}" for k, v in {"results": writer.path, **paths}.items()))
+        app.say(f.read())
+    app.say("\n".join(f"{k}: {v}" for k, v in {"results": writer.path, **paths}.items()))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    app.entry(main, COMMAND.name)

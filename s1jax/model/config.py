@@ -7,9 +7,10 @@ so it can be a static argument of ``jax.jit``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any
+
+from s1jax.jsonfile import read_json
 
 __all__ = ["ModelConfig", "SUPPORTED_ARCHITECTURES"]
 
@@ -104,14 +105,7 @@ class ModelConfig:
     @classmethod
     def from_hf_file(cls, path: str) -> "ModelConfig":
         config_path = os.path.join(path, "config.json") if os.path.isdir(path) else path
-        if not os.path.isfile(config_path):
-            raise FileNotFoundError(f"no config.json at {config_path!r}")
-        with open(config_path) as f:
-            try:
-                hf = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"malformed JSON in {config_path!r}: {e}") from e
-        return cls.from_hf_dict(hf)
+        return cls.from_hf_dict(read_json(config_path, what="config.json"))
 
     def to_hf_dict(self) -> dict[str, Any]:
         """A config.json that ``transformers`` loads into the matching architecture."""

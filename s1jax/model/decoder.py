@@ -14,9 +14,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import NamedSharding
 
 from s1jax.model.config import ModelConfig
 from s1jax.model.kv_cache import KVCache, append, old_slots_mask
+from s1jax.sharding import DEFAULT_RULES, logical_to_spec
 
 __all__ = ["Decoder", "rope_cos_sin", "chunked_attention", "SegmentMask", "REMAT_POLICIES"]
 
@@ -140,6 +142,18 @@ class MLP(nn.Module):
         return dense("down_proj", c.hidden_size, ("mlp", "embed"))(nn.silu(gate) * up)
 
 
+ACTIVATION_AXES = ("activation_batch", "activation_length", "activation_embed")
+
+
+def constrain(x: Array, names: tuple[str | None, ...], mesh: Any, rules: Any) -> Array:
+    """Pin an activation's layout on ``mesh`` by logical axis names, with the same shape-aware rules as the
+    parameters (a dim that does not divide its mesh axes stays replicated). A no-op without a mesh, so the module
+    runs unchanged on one device and inside programs that place their own shardings."""
+    if mesh is None:
+        return x
+    return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, logical_to_spec(names, x.shape, mesh, rules)))
+
+
 class DecoderLayer(nn.Module):
     """One pre-norm block; signature ``(carry, per_layer_kv, *broadcast) -> (carry, new_kv)`` for ``nn.scan``."""
 
@@ -147,6 +161,8 @@ class DecoderLayer(nn.Module):
     dtype: Any
     param_dtype: Any
     attention_impl: str | None = None
+    mesh: Any = None
+    rules: Any = DEFAULT_RULES
 
     @nn.compact
     def __call__(self, x, layer_kv, cos, sin, mask, cache_index):
@@ -158,7 +174,7 @@ class DecoderLayer(nn.Module):
         x = x + attn
         h = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype, name="post_attention_layernorm")(x)
         x = x + MLP(c, self.dtype, self.param_dtype, name="mlp")(h)
-        x = nn.with_logical_constraint(x, ("activation_batch", "activation_length", "activation_embed"))
+        x = constrain(x, ACTIVATION_AXES, self.mesh, self.rules)
         return x, new_kv
 
 
@@ -175,6 +191,8 @@ class Decoder(nn.Module):
     param_dtype: Any = jnp.float32
     remat_policy: str = "none"
     attention_impl: str | None = None  # None/"xla", "cudnn" (fused flash attention, NVIDIA) or "chunked"
+    mesh: Any = None  # with a mesh, activations are pinned to their logical sharding (see ``constrain``)
+    rules: Any = DEFAULT_RULES
 
     def setup(self) -> None:
         c = self.config
@@ -197,7 +215,7 @@ class Decoder(nn.Module):
             in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
             length=c.num_layers,
             metadata_params={nn.PARTITION_NAME: "layers"},
-        )(c, self.dtype, self.param_dtype, self.attention_impl)
+        )(c, self.dtype, self.param_dtype, self.attention_impl, self.mesh, self.rules)
         self.norm = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype)
         if not c.tie_word_embeddings:
             self.lm_head = nn.Dense(
@@ -218,7 +236,7 @@ class Decoder(nn.Module):
         return_hidden: bool = False,
     ) -> tuple[Array, KVCache | None]:
         x = self.embed_tokens(input_ids)  # [batch, seq, embed]
-        x = nn.with_logical_constraint(x, ("activation_batch", "activation_length", "activation_embed"))
+        x = constrain(x, ACTIVATION_AXES, self.mesh, self.rules)
         cos, sin = rope_cos_sin(positions, self.config.head_dim, self.config.rope_theta)
 
         if cache is not None:

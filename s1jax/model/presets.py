@@ -6,13 +6,13 @@ with ``preset`` to random-initialise a named architecture (tests, benchmarks).
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import ml_collections
 
 from s1jax.model.config import ModelConfig
 
-__all__ = ["PRESETS", "preset_config", "model_config_dict", "model_group", "load_model_from_group"]
+__all__ = ["PRESETS", "preset_config", "model_config_dict", "model_group"]
 
 PRESETS: dict[str, ModelConfig] = {
     "qwen2_5_0_5b": ModelConfig(
@@ -58,8 +58,6 @@ def preset_config(name: str) -> ModelConfig:
 
 def model_config_dict(name: str) -> ml_collections.ConfigDict:
     """The architecture of a preset as a ConfigDict with ModelConfig field names (for configs/model/*.py)."""
-    import dataclasses
-
     return ml_collections.ConfigDict(dataclasses.asdict(preset_config(name)))
 
 
@@ -77,19 +75,4 @@ def model_group(
     return ml_collections.ConfigDict(
         dict(path=path, preset=preset, tokenizer=tokenizer, dtype=dtype, param_dtype=param_dtype, seed=seed,
              attention_impl=attention_impl)
-    )
-
-
-def load_model_from_group(group: Any, mesh: Any = None) -> Any:
-    """Build the Model a ``model`` config group describes."""
-    from s1jax.model.loading import load_model
-
-    source: Any = group.path if group.path else preset_config(group.preset)
-    return load_model(
-        source,
-        dtype=group.dtype,
-        mesh=mesh,
-        param_dtype=group.param_dtype or None,
-        seed=group.seed,
-        attention_impl=group.attention_impl or None,
     )

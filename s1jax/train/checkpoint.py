@@ -35,11 +35,12 @@ import orbax.checkpoint as ocp
 from s1jax.model.config import ModelConfig
 from s1jax.train import integrity
 from s1jax.train.errors import NoUsableCheckpointError, StorageError
+from s1jax.model.io.common import MODEL_JSON
+from s1jax.model.io.native import model_json_payload
+from s1jax.tokenizer import SAVED_TOKENIZER_META as TOKENIZER_META  # read by s1jax.tokenizer.load_tokenizer
 
 __all__ = ["MODEL_JSON", "Restored", "TrainCheckpointer", "write_model_json", "write_tokenizer"]
 
-MODEL_JSON = "s1jax_model.json"
-TOKENIZER_META = "s1jax_tokenizer.json"  # read by s1jax.tokenizer.load_tokenizer
 HF_TOKENIZER_SIDECARS = ("tokenizer_config.json", "special_tokens_map.json", "generation_config.json")
 
 
@@ -54,8 +55,7 @@ def write_model_json(root: str, config: ModelConfig, param_dtype: Any) -> str:
 
     directory = epath.Path(root)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {"format": "s1jax", "version": 1, **dataclasses.asdict(config)}
-    payload["param_dtype"] = jax.numpy.dtype(param_dtype).name
+    payload = model_json_payload(config, param_dtype)
     (directory / MODEL_JSON).write_text(json.dumps(payload, indent=2, sort_keys=True))
     return str(directory / MODEL_JSON)
 

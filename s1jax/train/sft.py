@@ -1,6 +1,6 @@
 """The SFT loop: model + s1K data + AdamW -> sharded train steps -> Orbax checkpoints -> HF export.
 
-``train(cfg)`` runs (or resumes) a whole run described by a config (see ``s1jax.train.defaults``). Resuming is
+``train(cfg)`` runs (or resumes) a whole run described by a config (see ``configs/train/base.py``). Resuming is
 exact: the batch of step ``s`` is a pure function of ``(data, seed, s)``, and params, optimizer state and step come
 back bit-for-bit from the latest checkpoint, so an interrupted + resumed run reproduces the uninterrupted loss
 sequence. SIGTERM (preemption) and SIGINT make the loop save at the next step boundary and return.
@@ -24,9 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh
 
+from s1jax.data.batching import SFTBatcher
+from s1jax.data.s1k import load_s1k_rows, tokenize_examples
+from s1jax.model.api import Model, load_model_from_group, save_model
 from s1jax.model.config import ModelConfig
-from s1jax.model.decoder import Decoder
+from s1jax.model.params import build_decoder, param_shapes, param_shardings
 from s1jax.sharding import mesh_from_config
+from s1jax.tokenizer import load_tokenizer
 from s1jax.train import checkpoint as ckpt_lib
 from s1jax.train.errors import NonFiniteLossError, RunChangedError, StorageError
 from s1jax.train.fingerprint import check_resume, examples_digest, run_fingerprint
@@ -53,9 +57,6 @@ class TrainResult:
 
 def build_batcher(cfg: Any, tokenizer: Any, *, process_index: int = 0, process_count: int = 1):
     """Rows -> tokenized examples -> SFTBatcher, from the ``data`` and ``train`` groups."""
-    from s1jax.data.batching import SFTBatcher
-    from s1jax.data.s1k import load_s1k_rows, tokenize_examples
-
     d = cfg.data
     rows = load_s1k_rows(d.source, trace=d.trace or None, split=d.split)
     if d.max_examples and d.max_examples > 0:
@@ -118,8 +119,6 @@ def global_batch(local: dict[str, np.ndarray], accum: int, shardings: dict, keep
 
 def _load_model_for_training(cfg: Any, mesh: Mesh, ckpt_root: str, resuming: bool):
     """(ModelConfig, params or None). On resume the architecture comes from the checkpoint and no weights load."""
-    from s1jax.model.presets import load_model_from_group
-
     if resuming:
         return ckpt_lib.read_model_config(ckpt_root), None
     model = load_model_from_group(cfg.model, mesh=mesh)
@@ -199,9 +198,6 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     Raises ``ValueError`` for a bad config (``RunChangedError`` when resuming a different run), ``StorageError``
     when checkpoints or metrics cannot be written or no checkpoint can be restored, ``NonFiniteLossError`` for
     NaN/inf (``nan_policy``). SIGTERM/SIGINT return ``stopped="sigterm"``/``"sigint"`` after saving."""
-    from s1jax.model.loading import param_shardings, param_shapes
-    from s1jax.tokenizer import load_tokenizer
-
     t = cfg.train
     _validate_train_group(t)
     is_main = jax.process_index() == 0
@@ -280,8 +276,8 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
                 ckpt_lib.write_model_json(ckpt_root, config, param_dtype)
                 ckpt_lib.write_tokenizer(ckpt_root, tokenizer)  # so s1jax.load_tokenizer(<ckpt_root>) works
 
-    module = Decoder(config, dtype=jnp.dtype(cfg.model.dtype), param_dtype=param_dtype, remat_policy=t.remat,
-                     attention_impl=cfg.model.attention_impl or None)
+    module = build_decoder(config, dtype=cfg.model.dtype, param_dtype=param_dtype, remat_policy=t.remat,
+                           attention_impl=cfg.model.attention_impl or None, mesh=mesh)
     keys = ("input_ids", "positions", "loss_mask", "attention_mask") + (("segment_ids",) if cfg.data.packing else ())
     b_shard = batch_shardings(mesh, keys)
     step_fn = make_train_step(module, tx, schedule, shardings, b_shard, loss_chunk=int(t.loss_chunk),
@@ -379,15 +375,5 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
 def export_hf(config: ModelConfig, params: Any, out_dir: str, dtype: str, tokenizer_path: str | None = None) -> str:
     """``s1jax.save_model(Model(...), out_dir, format="hf", dtype=...)``; called on every process (the writer
     gathers one parameter at a time, process 0 writes)."""
-    from s1jax.model.loading import Model
-
-    try:
-        from s1jax.model.loading import save_model
-
-        return save_model(Model(config=config, params=params, dtype=jnp.dtype(dtype)), out_dir, format="hf",
-                          dtype=dtype, tokenizer_path=tokenizer_path, overwrite=True)
-    except (ImportError, AttributeError) as e:
-        raise RuntimeError(
-            f"HF export failed: s1jax.save_model is not available ({e}). The trained weights are safe in the "
-            "checkpoint directory; set train.export_hf=False to skip the export."
-        ) from e
+    return save_model(Model(config=config, params=params, dtype=jnp.dtype(dtype)), out_dir, format="hf",
+                      dtype=dtype, tokenizer_path=tokenizer_path, overwrite=True)

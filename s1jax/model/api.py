@@ -1,4 +1,4 @@
-"""The public model API: ``Model``, ``load_model``, ``forward``, ``save_model``, ``init_params``.
+"""The public model API: ``Model``, ``load_model``, ``load_model_from_group``, ``forward``, ``save_model``.
 
 A ``Model`` is plain data: the architecture config, the parameter pytree (possibly sharded over a mesh), and the
 compute dtype. Everything that runs it (forward, generation, training) is a pure function of those.
@@ -11,23 +11,18 @@ import functools
 import os
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from s1jax.model import io as weights
 from s1jax.model.config import ModelConfig
 from s1jax.model.decoder import Decoder
-from s1jax.sharding import DEFAULT_RULES, logical_to_shardings
+from s1jax.model.params import as_dtype, build_decoder, init_params
+from s1jax.model.presets import preset_config
+from s1jax.sharding import DEFAULT_RULES
 
-__all__ = ["Model", "load_model", "save_model", "forward", "init_params", "param_shardings", "param_logical_specs"]
-
-
-def _as_dtype(dtype: Any) -> jnp.dtype:
-    try:
-        return jnp.dtype(dtype)
-    except TypeError as e:
-        raise ValueError(f"unknown dtype {dtype!r}; use 'float32' or 'bfloat16'") from e
+__all__ = ["Model", "load_model", "load_model_from_group", "save_model", "forward", "positions_from_mask"]
 
 
 @dataclasses.dataclass
@@ -46,56 +41,15 @@ class Model:
         return jax.tree_util.tree_leaves(self.params)[0].dtype
 
     def module(self, remat_policy: str = "none") -> Decoder:
-        return Decoder(
+        return build_decoder(
             self.config,
-            dtype=_as_dtype(self.dtype),
+            dtype=self.dtype,
             param_dtype=self.param_dtype,
             remat_policy=remat_policy,
             attention_impl=self.attention_impl,
+            mesh=self.mesh,
+            rules=self.rules,
         )
-
-
-def _dummy_inputs() -> tuple[jax.Array, jax.Array]:
-    ids = jnp.zeros((1, 1), jnp.int32)
-    return ids, ids
-
-
-def param_logical_specs(config: ModelConfig) -> Any:
-    """Tree of logical PartitionSpecs for the parameters, computed abstractly (no memory)."""
-    module = Decoder(config)
-    boxed = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), *_dummy_inputs()))
-    return nn.get_partition_spec(boxed)["params"]
-
-
-def param_shapes(config: ModelConfig, param_dtype: Any = jnp.float32) -> Any:
-    """Tree of ``jax.ShapeDtypeStruct`` for the parameters."""
-    module = Decoder(config, param_dtype=_as_dtype(param_dtype))
-    boxed = jax.eval_shape(lambda: module.init(jax.random.PRNGKey(0), *_dummy_inputs()))
-    return nn.unbox(boxed)["params"]
-
-
-def param_shardings(config: ModelConfig, mesh: Mesh, rules: Any = DEFAULT_RULES) -> Any:
-    """Tree of NamedSharding for the parameters on ``mesh``."""
-    return logical_to_shardings(param_logical_specs(config), param_shapes(config), mesh, rules)
-
-
-def target_shardings(config: ModelConfig, mesh: Mesh | None, rules: Any = DEFAULT_RULES) -> Any:
-    """Where each parameter goes: its NamedSharding on ``mesh``, or the first device when there is no mesh."""
-    if mesh is not None:
-        return param_shardings(config, mesh, rules)
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    return jax.tree_util.tree_map(lambda _: device, param_shapes(config))
-
-
-def init_params(config: ModelConfig, *, seed: int = 0, param_dtype: Any = jnp.float32, mesh: Mesh | None = None, rules: Any = DEFAULT_RULES) -> Any:
-    """Random parameters, created directly in their sharding (never whole on one device when a mesh is given)."""
-    module = Decoder(config, param_dtype=_as_dtype(param_dtype))
-
-    def init() -> Any:
-        return nn.unbox(module.init(jax.random.PRNGKey(seed), *_dummy_inputs()))["params"]
-
-    out_shardings = param_shardings(config, mesh, rules) if mesh is not None else None
-    return jax.jit(init, out_shardings=out_shardings)()
 
 
 def load_model(
@@ -113,11 +67,9 @@ def load_model(
     ``dtype`` is the compute dtype; parameters are stored in ``param_dtype`` (default: ``dtype``; training uses
     float32 master weights). With a ``mesh`` every tensor is placed directly into its sharding.
     """
-    compute = _as_dtype(dtype)
-    storage = _as_dtype(param_dtype) if param_dtype is not None else compute
+    compute = as_dtype(dtype)
+    storage = as_dtype(param_dtype) if param_dtype is not None else compute
     if isinstance(path_or_config, (str, os.PathLike)):
-        from s1jax.model import weights
-
         config, params = weights.load_weights(os.fspath(path_or_config), param_dtype=storage, mesh=mesh, rules=rules)
     else:
         config = path_or_config if isinstance(path_or_config, ModelConfig) else ModelConfig.from_config_dict(path_or_config)
@@ -125,21 +77,33 @@ def load_model(
     return Model(config=config, params=params, dtype=compute, mesh=mesh, rules=rules, attention_impl=attention_impl)
 
 
+def load_model_from_group(group: Any, mesh: Mesh | None = None) -> Model:
+    """The Model a ``model`` config group describes (``path`` to load, else random ``preset``); every command
+    builds its model through this."""
+    source: Any = group.path if group.path else preset_config(group.preset)
+    return load_model(
+        source,
+        dtype=group.dtype,
+        mesh=mesh,
+        param_dtype=group.param_dtype or None,
+        seed=group.seed,
+        attention_impl=group.attention_impl or None,
+    )
+
+
 def save_model(model: Model, out_dir: str, format: str = "hf", **kwargs: Any) -> str:
     """Write ``model`` to ``out_dir`` (``format="hf"``: config.json + safetensors that ``transformers`` loads)."""
-    from s1jax.model import weights
-
     return weights.save_weights(model, out_dir, format=format, **kwargs)
 
 
 @functools.lru_cache(maxsize=32)
-def _forward_fn(config: ModelConfig, dtype: str, attention_impl: str | None):
-    module = Decoder(config, dtype=jnp.dtype(dtype), attention_impl=attention_impl)
-
+def _forward_fn(config: ModelConfig, dtype: str, attention_impl: str | None, mesh: Mesh | None, rules: Any):
     @jax.jit
     def run(params, input_ids, attention_mask, positions):
-        module_p = module.clone(param_dtype=jax.tree_util.tree_leaves(params)[0].dtype)
-        logits, _ = module_p.apply({"params": params}, input_ids, positions, attention_mask=attention_mask)
+        param_dtype = jax.tree_util.tree_leaves(params)[0].dtype
+        module = build_decoder(config, dtype=dtype, param_dtype=param_dtype, attention_impl=attention_impl,
+                               mesh=mesh, rules=rules)
+        logits, _ = module.apply({"params": params}, input_ids, positions, attention_mask=attention_mask)
         return logits
 
     return run
@@ -167,5 +131,6 @@ def forward(model: Model, input_ids: Any, attention_mask: Any = None, positions:
         raise ValueError(f"attention_mask shape {attention_mask.shape} != input_ids shape {input_ids.shape}")
     if positions is None:
         positions = positions_from_mask(attention_mask)
-    fn = _forward_fn(model.config, jnp.dtype(model.dtype).name, model.attention_impl)
+    rules = tuple(tuple(r) for r in model.rules)
+    fn = _forward_fn(model.config, jnp.dtype(model.dtype).name, model.attention_impl, model.mesh, rules)
     return fn(model.params, input_ids, attention_mask, jnp.asarray(positions, jnp.int32))

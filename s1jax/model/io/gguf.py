@@ -2,7 +2,7 @@
 
 Hyperparameters come from the GGUF metadata, tensors are dequantised with ``gguf.quants.dequantize`` (Q4_0, Q4_1,
 Q8_0, F16, F32, BF16 and whatever else the installed ``gguf`` supports) and renamed to HF names, so the HF placement
-path (``weights_hf.assemble_params``) builds the params. GGUF stores dims in ggml order (``ne``, fastest first); the
+path (``s1jax.model.io.hf.assemble_params``) builds the params. GGUF stores dims in ggml order (``ne``, fastest first); the
 NumPy array gguf-py hands out is already ``[rows, cols]`` = the HF ``[out, in]`` layout.
 
 llama.cpp's ``convert_hf_to_gguf.py`` permutes the Q/K projection rows of *llama* models (interleaved rotary pairs for
@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from s1jax.model.config import ModelConfig
+from s1jax.model.io.hf import assemble_params
 
 __all__ = ["GGUFSource", "gguf_config", "load_gguf", "reverse_llama_permute"]
 
@@ -165,15 +166,22 @@ def gguf_config(reader: Any, path: str = "<gguf>") -> ModelConfig:
     )
 
 
-def load_gguf(path: str, *, param_dtype: Any, mesh: Mesh | None, rules: Any) -> tuple[ModelConfig, dict]:
+def _open(path: str) -> Any:
     from gguf import GGUFReader
 
-    from s1jax.model.weights_hf import assemble_params
-
     try:
-        reader = GGUFReader(path, "r")
+        return GGUFReader(path, "r")
     except (ValueError, OSError) as e:
         raise ValueError(f"{path!r} is not a readable GGUF file: {e}") from e
+
+
+def gguf_config_from_file(path: str) -> ModelConfig:
+    """The architecture of a GGUF file (metadata only; the tensors stay memory-mapped and unread)."""
+    return gguf_config(_open(path), path)
+
+
+def load_gguf(path: str, *, param_dtype: Any, mesh: Mesh | None, rules: Any) -> tuple[ModelConfig, dict]:
+    reader = _open(path)
     config = gguf_config(reader, path)
     source = GGUFSource(reader, config)
     params = assemble_params(config, source, param_dtype=param_dtype, mesh=mesh, rules=rules, what=f"GGUF {path!r}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from s1jax.data.curation_text import normalize_words
+from s1jax.curation.text import normalize_words
 
 __all__ = ["SyntheticPool", "make_synthetic_pool", "SYNTHETIC_DOMAINS"]
 

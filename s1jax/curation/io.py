@@ -12,10 +12,12 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from s1jax.data.curation import OUTPUT_COLUMNS, CurationResult, run_curation
-from s1jax.data.curation_decontam import load_eval_questions
+from s1jax.curation.decontam import load_eval_questions
+from s1jax.curation.pipeline import OUTPUT_COLUMNS, CurationResult, run_curation
+from s1jax.curation.solvers import benchmark_questions
+from s1jax.curation.synthetic_pool import make_synthetic_pool
+from s1jax.curation.text import as_trajectories
 from s1jax.data.files import read_row_source
-from s1jax.data.curation_text import as_trajectories
 
 __all__ = ["load_pool", "write_outputs", "format_report", "plot_domains", "curate_from_config"]
 
@@ -141,17 +143,15 @@ def write_outputs(
 def curate_from_config(cfg: Any, **inject: Any) -> tuple[CurationResult, dict[str, str]]:
     """Load the configured pool, run the pipeline (``inject`` goes to :func:`run_curation`) and write outputs.
 
-    ``pool.source == "synthetic"`` builds :func:`s1jax.data.synthetic_pool.make_synthetic_pool`, planting rows copied
+    ``pool.source == "synthetic"`` builds :func:`s1jax.curation.synthetic_pool.make_synthetic_pool`, planting rows copied
     from ``pool.synthetic_contaminate`` eval questions so the offline run exercises decontamination too.
     """
     pool = cfg.pool
     if pool.source == "synthetic":
-        from s1jax.data.synthetic_pool import make_synthetic_pool
-
         contaminate: Sequence[str] = ()
         if cfg.decontam.enabled and pool.synthetic_contaminate > 0 and "eval_questions" not in inject:
             d = cfg.decontam
-            _, questions = load_eval_questions(d.eval_sets, d.data_dir, d.skip_missing, d.use_benchmarks)
+            _, questions = load_eval_questions(d.eval_sets, d.data_dir, d.skip_missing, d.use_benchmarks, benchmark_questions)
             step = max(1, len(questions) // pool.synthetic_contaminate)
             contaminate = questions[::step][: pool.synthetic_contaminate]
         rows = make_synthetic_pool(pool.synthetic_rows, pool.synthetic_seed, eval_questions=contaminate).rows

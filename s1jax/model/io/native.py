@@ -22,11 +22,22 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh
 
+from s1jax.jsonfile import read_json
 from s1jax.model.config import ModelConfig
+from s1jax.model.io.common import MODEL_JSON, atomic_output_dir, copy_tokenizer_files
+from s1jax.model.params import param_shapes, target_shardings
 
-__all__ = ["MODEL_JSON", "PARAMS_ITEM", "is_native", "write_model_json", "read_model_json", "save_native", "load_native"]
+__all__ = [
+    "MODEL_JSON",
+    "PARAMS_ITEM",
+    "is_native",
+    "model_json_payload",
+    "write_model_json",
+    "read_model_json",
+    "save_native",
+    "load_native",
+]
 
-MODEL_JSON = "s1jax_model.json"
 PARAMS_ITEM = "params"
 _META_KEYS = {"format", "version", "param_dtype", "config"}
 
@@ -35,9 +46,14 @@ def is_native(path: str) -> bool:
     return os.path.isdir(path) and os.path.isfile(os.path.join(path, MODEL_JSON))
 
 
+def model_json_payload(config: ModelConfig, param_dtype: Any) -> dict[str, Any]:
+    """The content of ``s1jax_model.json``: the architecture + the storage dtype (the trainer writes it too)."""
+    return {"format": "s1jax", "version": 1, "param_dtype": jnp.dtype(param_dtype).name, **dataclasses.asdict(config)}
+
+
 def write_model_json(directory: str, config: ModelConfig, param_dtype: Any) -> str:
-    """Write ``s1jax_model.json`` (the trainer calls this for its checkpoint root too)."""
-    data = {"format": "s1jax", "version": 1, "param_dtype": jnp.dtype(param_dtype).name, **dataclasses.asdict(config)}
+    """Write ``s1jax_model.json`` into a local ``directory``."""
+    data = model_json_payload(config, param_dtype)
     path = os.path.join(directory, MODEL_JSON)
     with open(path, "w") as f:
         json.dump(data, f, indent=2, sort_keys=True)
@@ -47,13 +63,7 @@ def write_model_json(directory: str, config: ModelConfig, param_dtype: Any) -> s
 def read_model_json(directory: str) -> tuple[ModelConfig, str | None]:
     """(ModelConfig, stored param dtype or None). Accepts flat fields or a nested ``"config"`` mapping."""
     path = os.path.join(directory, MODEL_JSON)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {MODEL_JSON} in {directory!r}")
-    with open(path) as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"malformed JSON in {path!r}: {e}") from e
+    data = read_json(path, what=MODEL_JSON)
     fields = dict(data.get("config") or {k: v for k, v in data.items() if k not in _META_KEYS})
     try:
         config = ModelConfig.from_config_dict(fields)
@@ -63,8 +73,6 @@ def read_model_json(directory: str) -> tuple[ModelConfig, str | None]:
 
 
 def _abstract_params(config: ModelConfig, param_dtype: Any, mesh: Mesh | None, rules: Any) -> Any:
-    from s1jax.model.loading import param_shapes, target_shardings
-
     shapes = param_shapes(config, param_dtype)
     shardings = target_shardings(config, mesh, rules)
     return jax.tree_util.tree_map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings)
@@ -109,8 +117,6 @@ def load_native(path: str, *, param_dtype: Any, mesh: Mesh | None, rules: Any) -
 
 def save_native(model: Any, out_dir: str, *, overwrite: bool = False, tokenizer_path: str | None = None) -> str:
     import orbax.checkpoint as ocp
-
-    from s1jax.model.weights import atomic_output_dir, copy_tokenizer_files
 
     with atomic_output_dir(out_dir, overwrite=overwrite) as tmp:
         with ocp.StandardCheckpointer() as ckptr:

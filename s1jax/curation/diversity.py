@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from s1jax.data.curation_difficulty import solved_value
+from s1jax.curation.difficulty import solved_value
 
 __all__ = [
     "load_msc",

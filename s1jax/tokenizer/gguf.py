@@ -7,8 +7,9 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-from s1jax.chat_format import ChatFormat, chat_format_for, detect_family
-from s1jax.tokenizer import Tokenizer, _HFBackend
+from s1jax.tokenizer.base import Tokenizer
+from s1jax.tokenizer.chat_format import ChatFormat, resolve_chat_format
+from s1jax.tokenizer.hf import HFBackend
 
 __all__ = ["load_gguf_tokenizer"]
 
@@ -140,18 +141,15 @@ def load_gguf_tokenizer(path: pathlib.Path, chat: ChatFormat | None) -> Tokenize
         return int(v) if v is not None else None
 
     eos_id = tid("eos_token_id")
-    if chat is None:
-        template = meta.get("tokenizer.chat_template")
-        chat = chat_format_for(
-            detect_family(
-                model_type=meta.get("general.architecture"),
-                chat_template=template if isinstance(template, str) else None,
-                gguf_pre=pre,
-                vocab_size=len(tokens),
-            )
-        )
+    chat = resolve_chat_format(
+        chat,
+        chat_template=meta.get("tokenizer.chat_template"),
+        model_type=meta.get("general.architecture"),
+        gguf_pre=pre,
+        vocab_size=len(tokens),
+    )
     return Tokenizer(
-        _HFBackend(tok),
+        HFBackend(tok),
         chat=chat,
         eos_tokens=[eos_id] if eos_id is not None else [],
         pad_token=tid("padding_token_id"),

@@ -9,9 +9,9 @@ difficulty signal, used by Algorithm 1. Here:
   ``grade_fn(response, reference) -> bool``;
 - trace length comes from an injected ``count_tokens(text) -> int``.
 
-Everything model-shaped is injected so the stage is testable without a model; :func:`make_model_solver`,
-:func:`make_default_grade_fn` and :func:`make_token_counter` are the adapters onto s1jax.generate,
-s1jax.eval.grading and s1jax.load_tokenizer, imported lazily on first use.
+Everything model-shaped is injected so the stage is testable without a model; :mod:`s1jax.curation.solvers` holds
+the adapters onto s1jax.generate and s1jax.eval.grading, and :func:`make_token_counter` the one onto
+s1jax.load_tokenizer (loaded on first use).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from s1jax.data.curation_quality import Drop
-from s1jax.data.curation_text import trace_text
+import s1jax
+from s1jax.curation.text import trace_text
+from s1jax.curation.types import Drop
 
 __all__ = [
     "Solver",
@@ -31,17 +32,12 @@ __all__ = [
     "solved_value",
     "whitespace_token_count",
     "make_token_counter",
-    "make_default_grade_fn",
-    "make_model_solver",
     "apply_difficulty",
 ]
 
 Solver = Callable[[list[str]], list[str]]
 GradeFn = Callable[[str, str], bool]
 CountTokens = Callable[[str], int]
-
-_SAMPLING_KEYS = ("temperature", "top_p", "top_k", "seed")
-_ADAPTER_KEYS = ("batch_size", "dtype", "system", "max_cache_len")
 
 
 @dataclasses.dataclass
@@ -95,79 +91,10 @@ def make_token_counter(tokenizer_path: str | None) -> CountTokens:
 
     def count_tokens(text: str) -> int:
         if "tok" not in state:
-            import s1jax
-
             state["tok"] = s1jax.load_tokenizer(tokenizer_path)
         return len(state["tok"].encode(text))
 
     return count_tokens
-
-
-def make_default_grade_fn(kind: str = "math") -> GradeFn:
-    """``grade_fn`` backed by ``s1jax.eval.grading`` (imported on first call).
-
-    Pool ``solution`` cells are full worked solutions, so the reference answer is first extracted from them
-    (``extract_answer(solution, kind)``, e.g. the last ``\\boxed{}``); a solution with no extractable answer is used
-    whole.
-    """
-
-    def grade_fn(response: str, reference: str) -> bool:
-        from s1jax.eval.grading import extract_answer, grade
-
-        answer = extract_answer(reference, kind) or reference.strip()
-        return bool(grade(response, answer, kind))
-
-    return grade_fn
-
-
-def make_model_solver(
-    model_path: str,
-    tokenizer_path: str | None = None,
-    budget_cfg: Mapping[str, Any] | None = None,
-    *,
-    response: str = "full",
-    model: Any = None,
-    tokenizer: Any = None,
-) -> Solver:
-    """A ``solver(questions) -> responses`` that runs s1jax.generate on a reference model.
-
-    ``budget_cfg`` holds ``s1jax.Budget`` fields (max_thinking_tokens, max_answer_tokens, num_ignore, ...),
-    ``s1jax.Sampling`` fields (temperature, top_p, top_k, seed) and adapter fields (batch_size, dtype, system,
-    max_cache_len: KV-cache slots, 0/absent = sized from the budget).
-    ``response="full"`` returns thinking + answer (what a grader should see: the final answer comes last);
-    ``"answer"`` only the text after the thinking delimiter (for the LM domain classifier). Pass an already loaded
-    ``model``/``tokenizer`` to reuse them (tests, notebooks); otherwise both are loaded on the first call.
-    """
-    if response not in ("full", "answer"):
-        raise ValueError(f"response must be 'full' or 'answer', got {response!r}")
-    cfg = dict(budget_cfg or {})
-    batch_size = int(cfg.get("batch_size", 8))
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    state: dict[str, Any] = {"model": model, "tok": tokenizer}
-
-    def solver(questions: list[str]) -> list[str]:
-        import s1jax
-
-        if state["tok"] is None:
-            state["tok"] = s1jax.load_tokenizer(tokenizer_path or model_path)
-        if state["model"] is None:
-            state["model"] = s1jax.load_model(model_path, dtype=cfg.get("dtype", "bfloat16"))
-        budget = s1jax.Budget(**{k: v for k, v in cfg.items() if k not in _SAMPLING_KEYS + _ADAPTER_KEYS})
-        sampling = s1jax.Sampling(**{k: v for k, v in cfg.items() if k in _SAMPLING_KEYS})
-        extra = {"max_cache_len": int(cfg["max_cache_len"])} if cfg.get("max_cache_len") else {}
-        out: list[str] = []
-        for start in range(0, len(questions), batch_size):
-            chunk = list(questions[start : start + batch_size])
-            results = s1jax.generate(
-                state["model"], state["tok"], chunk, budget=budget, sampling=sampling, system=cfg.get("system"),
-                **extra,
-            )
-            for r in results:
-                out.append(r.answer if response == "answer" else f"{r.thinking}\n{r.answer}")
-        return out
-
-    return solver
 
 
 def apply_difficulty(

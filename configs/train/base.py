@@ -1,7 +1,9 @@
-"""The default training config (the s1 recipe); ``configs/train/*.py`` start from :func:`default_config`.
+"""Every training field with its default (the s1 recipe); the other ``configs/train/*.py`` start from this file.
 
 Groups: ``model`` (s1jax.model.presets.model_group), ``mesh`` (data, fsdp, tensor; -1 = fill), ``data``,
 ``train``, ``distributed``. Every field is listed here, so a typo in ``--config.x.y=`` fails loudly.
+
+    s1jax train --config=configs/train/base.py --config.model.path=DIR --config.data.source=FILE_OR_HUB_NAME
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ import ml_collections
 
 from s1jax.model.presets import model_group
 
-__all__ = ["default_config"]
 
-
-def default_config() -> ml_collections.ConfigDict:
+def get_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     # fp32 master weights, bf16 compute (s1: bf16 with fp32 master weights). param_dtype=bfloat16 -> pure bf16.
     cfg.model = model_group(preset="tiny", dtype="bfloat16", param_dtype="float32")

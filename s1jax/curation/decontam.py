@@ -8,13 +8,13 @@ pool row costs O(words in the row).
 
 from __future__ import annotations
 
-import importlib
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from s1jax.data.curation_quality import Drop, field_text
-from s1jax.data.curation_text import normalize_words, word_ngrams
+from s1jax.curation.quality import field_text
+from s1jax.curation.text import normalize_words, word_ngrams
+from s1jax.curation.types import Drop
 from s1jax.data.files import read_rows
 
 __all__ = ["read_eval_questions", "load_eval_questions", "build_ngram_index", "decontaminate"]
@@ -51,30 +51,18 @@ def read_eval_questions(path: str) -> list[str]:
     return questions
 
 
-def _from_benchmarks_module(name: str) -> list[str] | None:
-    """Questions from ``s1jax.eval.benchmarks.load_benchmark(name)`` when that module exists, else None."""
-    try:
-        module = importlib.import_module("s1jax.eval.benchmarks")
-    except ImportError:
-        return None
-    loader = getattr(module, "load_benchmark", None)
-    if loader is None:
-        return None
-    try:
-        items = loader(name)
-    except Exception:  # noqa: BLE001 - unavailable offline or unknown name: fall back to local files
-        return None
-    questions = [q for q in (_question_of(it) for it in items) if q]
-    return questions or None
-
-
 def load_eval_questions(
-    eval_sets: Iterable[str], data_dir: str = "", skip_missing: bool = False, use_benchmarks: bool = True
+    eval_sets: Iterable[str],
+    data_dir: str = "",
+    skip_missing: bool = False,
+    use_benchmarks: bool = True,
+    benchmark_loader: Callable[[str], list[str] | None] | None = None,
 ) -> tuple[dict[str, int], list[str]]:
     """Resolve each eval set (a file path, or a benchmark name like ``aime24``) to its questions.
 
     A name is looked up as ``{data_dir}/{name}.jsonl`` (or .parquet/.json) first, so offline runs never touch the
-    hub, then (if ``use_benchmarks``) through ``s1jax.eval.benchmarks.load_benchmark(name)``, which may use the hub.
+    hub, then (if ``use_benchmarks``) through ``benchmark_loader(name)`` (the pipeline passes
+    :func:`s1jax.curation.solvers.benchmark_questions`, which may use the hub).
     Returns ({set: number of questions}, all questions). A set that cannot be found raises, unless ``skip_missing``
     (then it is reported with count -1), because silently skipping decontamination would inflate eval scores.
     """
@@ -90,8 +78,8 @@ def load_eval_questions(
                 if candidate and os.path.isfile(candidate):
                     found = read_eval_questions(candidate)
                     break
-            if found is None and use_benchmarks:
-                found = _from_benchmarks_module(spec)
+            if found is None and use_benchmarks and benchmark_loader is not None:
+                found = benchmark_loader(spec)
         if found is None:
             if skip_missing:
                 counts[spec] = -1

@@ -9,7 +9,6 @@ makes the table add up to the row difference exactly.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -17,7 +16,8 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from s1jax.data.curation_text import normalize_text, normalize_words, stable_hash, trace_text, word_ngrams
+from s1jax.curation.types import Drop
+from s1jax.curation.text import normalize_text, normalize_words, stable_hash, trace_text, word_ngrams
 
 __all__ = [
     "Drop",
@@ -26,16 +26,6 @@ __all__ = [
     "apply_quality",
     "field_text",
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Drop:
-    """Why one pool row left the pipeline: the stage, the rule that fired first, and a human-readable detail."""
-
-    row_id: int
-    stage: str
-    rule: str
-    detail: str = ""
 
 
 def field_text(row: Mapping[str, Any], field: str) -> str:

@@ -27,7 +27,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 from s1jax.model.config import ModelConfig
-from s1jax.model.weights import atomic_output_dir, copy_tokenizer_files
+from s1jax.model.io.common import atomic_output_dir, copy_tokenizer_files
+from s1jax.model.params import param_shapes, target_shardings
+from s1jax import sharding
 
 __all__ = [
     "ParamEntry",
@@ -35,6 +37,7 @@ __all__ = [
     "assemble_params",
     "SafetensorsSource",
     "load_hf",
+    "read_hf_config",
     "save_hf",
     "write_safetensors",
 ]
@@ -169,8 +172,6 @@ def assemble_params(
 ) -> dict:
     """Build the params tree from ``source`` (``names()``, ``shape(name)``, ``read(name)`` -> array-like in HF
     layout; optional ``release()`` called after each parameter), each leaf placed directly in its sharding."""
-    from s1jax.model.loading import param_shapes, target_shardings
-
     entries = param_entries(config)
     validate_source(source, config, entries, what)
     dtype = jnp.dtype(param_dtype)
@@ -229,6 +230,27 @@ def _read_header(path: str) -> tuple[int, dict]:
     return 8 + n, header
 
 
+def _check_extent(path: str, name: str, info: dict, data_bytes: int) -> None:
+    """A tensor's byte range must hold exactly its shape x dtype and lie inside the file: a truncated download or a
+    corrupt header is reported here, naming the file and the tensor, before any weight is read."""
+    try:
+        begin, end = (int(x) for x in info["data_offsets"])
+        shape = tuple(int(x) for x in info["shape"])
+        dtype = _ST_DTYPES.get(info["dtype"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path!r}: malformed safetensors header entry for tensor {name!r}: {info!r}") from e
+    if dtype is not None and end - begin != math.prod(shape) * np.dtype(dtype).itemsize:
+        raise ValueError(
+            f"{path!r}: tensor {name!r} {list(shape)} {info['dtype']} needs {math.prod(shape) * np.dtype(dtype).itemsize} "
+            f"bytes but its header gives {end - begin}; the file is corrupt (download it again)"
+        )
+    if end > data_bytes:
+        raise ValueError(
+            f"{path!r}: tensor {name!r} ends at byte {end} of the data section, but the file holds only {data_bytes} "
+            f"data bytes ({end - data_bytes} missing); the file is truncated (download it again)"
+        )
+
+
 class SafetensorsSource:
     """Lazy tensors of one HF checkpoint (single file or sharded with ``model.safetensors.index.json``)."""
 
@@ -250,8 +272,10 @@ class SafetensorsSource:
             if not os.path.isfile(path):
                 raise FileNotFoundError(f"safetensors shard {path!r} (listed in the index) does not exist")
             offset, header = _read_header(path)
+            data_bytes = os.path.getsize(path) - offset
             for tensor, info in header.items():
                 if tensor != "__metadata__":
+                    _check_extent(path, tensor, info, data_bytes)
                     self._entries[tensor] = (path, offset, info)
 
     def names(self) -> list[str]:
@@ -302,8 +326,13 @@ def write_safetensors(path: str, tensors: list[tuple[str, tuple[int, ...], Any, 
 # ----------------------------------------------------------------------------------------------- load / save
 
 
+def read_hf_config(path: str) -> ModelConfig:
+    """The architecture in ``<path>/config.json`` (a malformed file is named in the error)."""
+    return ModelConfig.from_hf_file(path)
+
+
 def load_hf(path: str, *, param_dtype: Any, mesh: Mesh | None, rules: Any) -> tuple[ModelConfig, dict]:
-    config = ModelConfig.from_hf_file(path)
+    config = read_hf_config(path)
     source = SafetensorsSource(path)
     params = assemble_params(config, source, param_dtype=param_dtype, mesh=mesh, rules=rules, what=f"HF checkpoint {path!r}")
     return config, params
@@ -311,8 +340,6 @@ def load_hf(path: str, *, param_dtype: Any, mesh: Mesh | None, rules: Any) -> tu
 
 def _gathered_layer_producers(params: Any, entries: list[ParamEntry], num_layers: int, dtype: Any) -> Iterable[tuple[str, tuple[int, ...], Any, Callable[[], np.ndarray]]]:
     """(name, hf_shape, dtype, produce) per HF tensor; one parameter is gathered to host at a time."""
-    from s1jax import sharding
-
     cache: dict[tuple[str, ...], np.ndarray] = {}
 
     def gathered(path: tuple[str, ...]) -> np.ndarray:
@@ -341,8 +368,6 @@ def save_hf(
     overwrite: bool = False,
 ) -> str:
     """config.json + model.safetensors (or model-0000i-of-0000n.safetensors + index) that transformers loads."""
-    from s1jax.model.loading import param_shapes
-
     config: ModelConfig = model.config
     out_dtype = np.dtype(jnp.dtype(dtype) if dtype is not None else model.param_dtype)
     if np.dtype(out_dtype) not in _ST_NAMES:

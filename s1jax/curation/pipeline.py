@@ -4,10 +4,11 @@ The paper turns a 59,029-question pool into s1K: 54,116 after dropping API error
 formatting, 24,496 after dropping questions Qwen2.5-7B/32B-Instruct solve, and 1,000 after domain-uniform,
 long-trace-favouring sampling. :func:`run_curation` is that pipeline over a list of row dicts; every model-shaped
 dependency (reference solvers, grader, token counter, domain classifier) can be injected, and otherwise is built from
-the config through lazy adapters onto s1jax.generate / s1jax.eval.grading / s1jax.load_tokenizer.
+the config through the adapters in :mod:`s1jax.curation.solvers` (s1jax.generate / s1jax.eval.grading) and
+:func:`~s1jax.curation.difficulty.make_token_counter` (s1jax.load_tokenizer).
 
-Stage modules: curation_decontam (8-gram overlap), curation_quality (named rules + dedup), curation_difficulty,
-curation_diversity (MSC domains, Algorithm 1), curation_io (pool loading, outputs, report, plot).
+Stage modules: decontam (8-gram overlap), quality (named rules + dedup), difficulty, diversity (MSC domains,
+Algorithm 1), io (pool loading, outputs, report, plot); types holds what they share.
 """
 
 from __future__ import annotations
@@ -19,26 +20,26 @@ from typing import Any
 
 import ml_collections
 
-from s1jax.data.curation_decontam import build_ngram_index, decontaminate, load_eval_questions
-from s1jax.data.curation_difficulty import (
+from s1jax.curation.decontam import build_ngram_index, decontaminate, load_eval_questions
+from s1jax.curation.difficulty import (
     CountTokens,
     GradeFn,
     ReferenceModel,
     Solver,
     apply_difficulty,
-    make_default_grade_fn,
-    make_model_solver,
     make_token_counter,
 )
-from s1jax.data.curation_diversity import (
+from s1jax.curation.diversity import (
     DomainClassifier,
     KeywordDomainClassifier,
     LMDomainClassifier,
     is_preselected,
     select_diverse,
 )
-from s1jax.data.curation_quality import QUALITY_GROUPS, Drop, apply_quality, default_quality_config
-from s1jax.data.curation_text import as_trajectories
+from s1jax.curation.quality import QUALITY_GROUPS, apply_quality, default_quality_config
+from s1jax.curation.solvers import benchmark_questions, make_default_grade_fn, make_model_solver
+from s1jax.curation.text import as_trajectories
+from s1jax.curation.types import Drop
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -81,7 +82,7 @@ def default_config() -> ml_collections.ConfigDict:
                 "use_benchmarks": True,  # fall back to s1jax.eval.benchmarks (hub) for sets not in data_dir
             },
             "quality": default_quality_config(),
-            "tokens": {"tokenizer_path": ""},  # "" -> whitespace words (see curation_difficulty.whitespace_token_count)
+            "tokens": {"tokenizer_path": ""},  # "" -> whitespace words (see difficulty.whitespace_token_count)
             "difficulty": {
                 "enabled": True,
                 "short_circuit": True,
@@ -238,7 +239,8 @@ def run_curation(
     if cfg.decontam.enabled:
         if eval_questions is None:
             counts, eval_questions = load_eval_questions(
-                cfg.decontam.eval_sets, cfg.decontam.data_dir, cfg.decontam.skip_missing, cfg.decontam.use_benchmarks
+                cfg.decontam.eval_sets, cfg.decontam.data_dir, cfg.decontam.skip_missing, cfg.decontam.use_benchmarks,
+                benchmark_questions,
             )
             details["decontamination_eval_sets"] = counts
         index = build_ngram_index(eval_questions, cfg.decontam.ngram, cfg.decontam.min_words)

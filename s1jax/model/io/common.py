@@ -1,29 +1,13 @@
-"""Weight import/export dispatcher: HF safetensors directories, ``.gguf`` files, s1jax native checkpoints.
-
-- :mod:`s1jax.model.weights_hf`: HF key map, safetensors reader/writer, the shared sharded placement.
-- :mod:`s1jax.model.weights_gguf`: GGUF metadata + dequantisation (llama / qwen2).
-- :mod:`s1jax.model.weights_native`: ``s1jax_model.json`` + orbax params, and trainer CheckpointManager roots.
-
-Every importer places each tensor directly into its target sharding (``jax.make_array_from_callback``), so a model
-is never materialised whole on one host or device.
-"""
+"""What every checkpoint format shares: format detection, atomic output directories, tokenizer files."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from typing import Any
-
 import jax
 
-from jax.sharding import Mesh
-
-from s1jax.model.config import ModelConfig
-from s1jax.sharding import DEFAULT_RULES
-
 __all__ = [
-    "load_weights",
-    "save_weights",
+    "MODEL_JSON",
     "detect_format",
     "atomic_output_dir",
     "copy_tokenizer_files",
@@ -31,12 +15,11 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SHARD_BYTES = 5 * 2**30
+MODEL_JSON = "s1jax_model.json"  # marks an s1jax native checkpoint (written by io.native and the trainer)
 
 
 def detect_format(path: str) -> str:
     """``"gguf"``, ``"s1jax"`` or ``"hf"`` for an existing checkpoint path; FileNotFoundError/ValueError otherwise."""
-    from s1jax.model.weights_native import MODEL_JSON
-
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint path {path!r} does not exist")
     if os.path.isfile(path):
@@ -51,53 +34,6 @@ def detect_format(path: str) -> str:
     if os.path.isfile(os.path.join(path, "config.json")):
         return "hf"
     raise FileNotFoundError(f"{path!r} has neither config.json (HF) nor {MODEL_JSON} (s1jax checkpoint)")
-
-
-def load_weights(path: str, *, param_dtype: Any, mesh: Mesh | None = None, rules: Any = DEFAULT_RULES) -> tuple[ModelConfig, Any]:
-    """(ModelConfig, params) from ``path``, each parameter placed in its sharding on ``mesh`` (or device 0)."""
-    path = os.fspath(path)
-    fmt = detect_format(path)
-    if fmt == "gguf":
-        from s1jax.model.weights_gguf import load_gguf
-
-        return load_gguf(path, param_dtype=param_dtype, mesh=mesh, rules=rules)
-    if fmt == "s1jax":
-        from s1jax.model.weights_native import load_native
-
-        return load_native(path, param_dtype=param_dtype, mesh=mesh, rules=rules)
-    from s1jax.model.weights_hf import load_hf
-
-    return load_hf(path, param_dtype=param_dtype, mesh=mesh, rules=rules)
-
-
-def save_weights(
-    model: Any,
-    out_dir: str,
-    format: str = "hf",
-    max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-    *,
-    tokenizer_path: str | None = None,
-    dtype: Any = None,
-    overwrite: bool = False,
-) -> str:
-    """Write ``model`` to ``out_dir`` atomically; returns the absolute output path.
-
-    ``format="hf"``: config.json + safetensors (sharded with an index above ``max_shard_bytes``), optionally cast to
-    ``dtype``; ``format="s1jax"``: s1jax_model.json + orbax params. ``tokenizer_path`` (a HF dir or tokenizer file)
-    is copied alongside. An existing non-empty ``out_dir`` is replaced only with ``overwrite=True``.
-    """
-    out_dir = os.fspath(out_dir)
-    if format == "hf":
-        from s1jax.model.weights_hf import save_hf
-
-        return save_hf(model, out_dir, max_shard_bytes=max_shard_bytes, dtype=dtype, tokenizer_path=tokenizer_path, overwrite=overwrite)
-    if format == "s1jax":
-        if dtype is not None:
-            raise ValueError("dtype casting on export is only supported for format='hf'")
-        from s1jax.model.weights_native import save_native
-
-        return save_native(model, out_dir, overwrite=overwrite, tokenizer_path=tokenizer_path)
-    raise ValueError(f"unknown export format {format!r}; use 'hf' or 's1jax'")
 
 
 # ----------------------------------------------------------------------------------------------- export helpers

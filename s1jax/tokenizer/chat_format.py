@@ -10,7 +10,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["ChatFormat", "chat_format_for", "detect_family", "QWEN_SYSTEM_MESSAGE", "SMOLLM2_SYSTEM_MESSAGE"]
+__all__ = [
+    "ChatFormat",
+    "chat_format_for",
+    "detect_family",
+    "resolve_chat_format",
+    "QWEN_SYSTEM_MESSAGE",
+    "SMOLLM2_SYSTEM_MESSAGE",
+]
 
 QWEN_SYSTEM_MESSAGE = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 SMOLLM2_SYSTEM_MESSAGE = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
@@ -128,3 +135,12 @@ def detect_family(
         if mt == "llama" and vocab_size is not None and vocab_size < 100_000:
             return "smollm2"
     return "qwen2"
+
+
+def resolve_chat_format(chat: ChatFormat | None, *, chat_template: Any = None, **signals: Any) -> ChatFormat:
+    """``chat`` when the caller chose one, else the format of the family a tokenizer's metadata points to
+    (``chat_template`` is used only when it is a string; ``signals`` go to :func:`detect_family`)."""
+    if chat is not None:
+        return chat
+    template = chat_template if isinstance(chat_template, str) else None
+    return chat_format_for(detect_family(chat_template=template, **signals))

@@ -1,0 +1,79 @@
+"""Every field of ``s1jax eval`` with its default; ``:BENCHMARK`` (aime24 | math500 | gpqa) picks the benchmark,
+its local data file and its budget sweep. ``configs/eval/{aime24,math500,gpqa}.py`` are this file with their name.
+
+    s1jax eval --config=configs/eval/base.py:math500 --config.model.path=PATH [--config.limit=5]
+
+Methods (each a switch): ``budget_forcing`` (the sweep over ``budgets``), ``num_ignore_sweep`` ("Wait"
+extrapolation), token / step / class conditional control (each with and without budget forcing), rejection sampling
+and majority voting.
+"""
+
+import os
+
+import ml_collections
+
+from s1jax.model.presets import model_group
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHARED_DATA = os.path.join(os.path.dirname(_REPO_ROOT), "shared", "data")
+
+# benchmark -> (local data file looked up in ../shared/data, the budget sweep)
+BENCHMARKS = {
+    "aime24": ("aime24.jsonl", (512, 1024, 2048, 4096, 8192)),
+    "math500": ("math500.jsonl", (512, 1024, 2048, 4096)),
+    "gpqa": ("gpqa_diamond.jsonl", (512, 1024, 2048, 4096, 8192)),
+}
+
+
+def get_config(benchmark: str = "aime24") -> ml_collections.ConfigDict:
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; choose from {sorted(BENCHMARKS)}")
+    data_file, budgets = BENCHMARKS[benchmark]
+    cfg = ml_collections.ConfigDict()
+    # The model group every CLI shares; path (HF dir, .gguf or s1jax checkpoint) is required here, tokenizer
+    # defaults to the one found with the weights.
+    cfg.model = model_group(path="", preset="", dtype="bfloat16")
+    cfg.system = ""  # "" = the chat format's default system message
+    cfg.benchmark = benchmark
+    local = os.path.join(SHARED_DATA, data_file) if data_file else ""
+    cfg.data_path = local if local and os.path.isfile(local) else ""  # "" = load from the hub
+    cfg.limit = 0  # number of items; 0 = all
+    cfg.gpqa_ask_letter = False  # s1's GPQA prompt has no instruction; True appends one
+    cfg.seed = 0
+    cfg.output_dir = os.path.join("runs", "eval", benchmark)
+    cfg.batch_size = 8  # questions per generate call (device rows) and per JSONL checkpoint
+    cfg.max_cache_len = 0  # KV-cache slots per row; 0 = sized from the largest budget + max_answer_tokens
+    cfg.grade_timeout_s = 5.0
+    cfg.save_token_ids = False
+    cfg.progress = True
+
+    cfg.budget = ml_collections.ConfigDict()
+    cfg.budget.max_answer_tokens = 512
+    cfg.budget.ignore_str = "Wait"
+    cfg.budget.uncapped_thinking_tokens = 32768  # "no budget forcing": only the context limits thinking
+
+    cfg.sampling = ml_collections.ConfigDict()
+    cfg.sampling.temperature = 0.0
+    cfg.sampling.top_p = 1.0
+    cfg.sampling.top_k = 0
+
+    cfg.budget_forcing = True
+    cfg.budgets = tuple(budgets)
+    cfg.num_ignore_sweep = False
+    cfg.num_ignore = (0, 1, 2, 4, 6)
+    cfg.num_ignore_max_tokens = max(budgets)
+    cfg.token_conditional = False
+    cfg.token_conditional_bf = False
+    cfg.step_conditional = False
+    cfg.step_conditional_bf = False
+    cfg.steps = (16, 32, 64, 128, 256)
+    cfg.tokens_per_step = 100
+    cfg.class_conditional = False
+    cfg.class_conditional_bf = False
+    cfg.class_budgets = (2048, 8192)
+    cfg.rejection_sampling = False
+    cfg.rejection_max_tries = 64
+    cfg.majority_vote = False
+    cfg.majority_samples = 8
+    cfg.majority_temperature = 1.0
+    return cfg
