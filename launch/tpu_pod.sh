@@ -6,10 +6,13 @@
 #   TPU_NAME=s1-v5p ZONE=us-east5-a ./launch/tpu_pod.sh install
 #   TPU_NAME=s1-v5p ZONE=us-east5-a ./launch/tpu_pod.sh train --config=configs/train/s1_32b.py:v5p-128
 #   TPU_NAME=s1-v5p ZONE=us-east5-a ./launch/tpu_pod.sh stop    # SIGTERM: checkpoint at the next step, exit
+#   PREFLIGHT=1 ... train ...   # first compile the train step for the slice on this host (s1jax compile); stop if it
+#                               # does not fit (needs the aot extra here: make aot)
 #
 # Checkpoints must go to storage every host can reach (a gs:// bucket works with Orbax):
 #   --config.train.output_dir=gs://BUCKET/runs/s1-32b
 set -euo pipefail
+source "$(dirname "$0")/preflight.sh"
 
 : "${TPU_NAME:?set TPU_NAME}"
 : "${ZONE:?set ZONE}"
@@ -41,6 +44,7 @@ case "$cmd" in
     ssh_all "cd $WORKDIR && python3 -m venv .venv && .venv/bin/pip install -q -U pip && .venv/bin/pip install -q -e '.[tpu]'"
     ;;
   train)
+    preflight "$@"
     # Same command on every host; each process loads its slice of the global batch.
     args=$(printf ' %q' "$@")
     ssh_all "cd $WORKDIR && (nohup .venv/bin/s1jax train $args > train.log 2>&1 & echo \$! > train.pid)"
@@ -56,6 +60,6 @@ case "$cmd" in
     gcloud compute tpus tpu-vm delete "$TPU_NAME" --zone="$ZONE" $PROJECT_FLAG --quiet
     ;;
   *)
-    sed -n '2,13p' "$0"
+    sed -n '2,15p' "$0"
     ;;
 esac

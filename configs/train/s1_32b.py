@@ -30,6 +30,7 @@ def get_config(target: str = "h100x16"):
     # cuDNN flash attention on H100; query-chunked attention on TPU (never [heads, 32k, 32k] scores)
     cfg.model.attention_impl = "cudnn" if target.startswith("h100") else "chunked"
     cfg.mesh.update(MESHES[target])
+    cfg.target = target  # `s1jax compile --config=configs/train/s1_32b.py:<target>` checks it fits
     cfg.data.source = "simplescaling/s1K"
     cfg.data.trace = "gemini"
     cfg.data.block_size = 32768

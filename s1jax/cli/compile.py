@@ -1,0 +1,61 @@
+"""``s1jax compile --config=configs/train/s1_32b.py:v5p-128 [--config.target=v5p-128 --config.x=y ...]``.
+
+Ahead-of-time compile of the config's real programs for its target (``cfg.target``) from a CPU-only host: the train
+step for a training config, prefill + decode loop for an inference config (``configs/aot/*.py``). Prints bytes per
+device against HBM, compile time, analytic FLOPs and predicted times. Exit codes: 0 every program fits; 1 a program
+does not fit (the message names it, the bytes needed and available, and the knobs that help); 2 config or target
+error, or the target's compiler (libtpu / CUDA plugin: ``make aot``) is not installed.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from s1jax.config import ConfigError, parse_config_args
+
+__all__ = ["main", "run"]
+
+
+def run(cfg: Any, config_name: str = "") -> int:
+    """Validate, compile, print; returns the exit code. Takes the resolved ConfigDict (absl-port friendly)."""
+    from s1jax.aot.compile import check_config
+    from s1jax.aot.targets import TargetError
+    from s1jax.aot.topology import BackendMissing
+
+    try:
+        check_config(cfg)  # one-line errors before JAX or a compiler is touched
+    except (TargetError, ValueError) as e:
+        print(f"s1jax compile: {e}", file=sys.stderr)
+        return 2
+    from s1jax.aot.compile import compile_for_target
+    from s1jax.aot.report import does_not_fit_message, format_report
+
+    try:
+        report = compile_for_target(cfg, config_name)
+    except BackendMissing as e:
+        print(f"s1jax compile: {e}", file=sys.stderr)
+        return 2
+    except (TargetError, ValueError) as e:
+        print(f"s1jax compile: {e}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if not report.fits:
+        print("s1jax compile: " + does_not_fit_message(report), file=sys.stderr)
+        return 1
+    print(f"fits: every program fits {report.target.name}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    cfg, rest = parse_config_args(argv, default_config=None)
+    if rest:
+        raise ConfigError(f"unexpected arguments {rest}; use --config.field=value")
+    spec = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), "")
+    return run(cfg, spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
