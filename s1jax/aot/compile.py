@@ -50,6 +50,7 @@ class ProgramResult:
     error: str = ""  # the compiler's out-of-memory message
     knobs: tuple[str, ...] = ()
     timing: str = "compute"
+    notes: tuple[str, ...] = ()
 
     @property
     def headroom(self) -> float:
@@ -100,6 +101,9 @@ def check_config(cfg: Any) -> tuple[str, Target, tuple[int, int, int]]:
     if "mesh" not in cfg:
         raise TargetError("the config has no `mesh` group (data, fsdp, tensor)")
     sizes = mesh_sizes(cfg.mesh, target)
+    if target.platform == "tpu" and cfg.model.get("attention_impl", "") == "cudnn":
+        raise ValueError(f"model.attention_impl='cudnn' is an NVIDIA kernel and {target.name} is a TPU; "
+                         "set --config.model.attention_impl=chunked")
     if kind == "train":
         validate_train(cfg, sizes)
     else:
@@ -150,7 +154,8 @@ def compile_program(program: Any, target: Target, mfu: float, done: dict[str, An
     args = program.args(done) if callable(program.args) else program.args
     available = target.chip.usable_bytes
     result = ProgramResult(program.name, program.shape, False, available, 0.0, program.flops, program.calls,
-                           analytic.per_device_bytes(args), knobs=program.knobs, timing=program.timing)
+                           analytic.per_device_bytes(args), knobs=program.knobs, timing=program.timing,
+                           notes=program.notes)
     t0 = time.perf_counter()
     try:
         lowered = program.fn.lower(*args, **program.kwargs)

@@ -42,6 +42,36 @@ class Program:
     knobs: tuple[str, ...]  # settings that reduce memory, for the "does not fit" message
     kwargs: dict = dataclasses.field(default_factory=dict)
     timing: str = "compute"  # "compute": FLOPs at an MFU; "memory": decode steps bound by HBM bandwidth
+    notes: tuple[str, ...] = ()  # where the compiled program departs from the run's, and why
+
+
+def cudnn_available() -> bool:
+    """Whether cuDNN can be loaded on this host (``jax.nn.dot_product_attention(implementation="cudnn")`` asks for
+    its version while tracing, so without it the fused-attention program cannot even be built)."""
+    try:
+        from jax._src.cudnn.fused_attention_stablehlo import check_cudnn_version
+
+        check_cudnn_version()
+        return True
+    except Exception:  # noqa: BLE001 - RuntimeError("cuDNN not found") or no CUDA plugin at all
+        return False
+
+
+def attention_for_target(attention_impl: str, platform: str) -> tuple[str | None, tuple[str, ...]]:
+    """The attention implementation to compile and a note when it is not the run's own.
+
+    cuDNN flash attention is traced and compiled by cuDNN itself, which needs the CUDA libraries (and a GPU) that a
+    compile-only host lacks. The query-chunked attention stands in: exact attention with the same O(seq) memory
+    class; its per-block ``[batch, heads, 512, seq]`` fp32 scores make it use more memory than the fused kernel, so
+    a fit with it is a fit with cuDNN."""
+    impl = attention_impl or None
+    if impl == "cudnn" and platform == "tpu":
+        raise ValueError("model.attention_impl='cudnn' is an NVIDIA kernel; on TPU use 'chunked' (the TPU configs do)")
+    if impl == "cudnn" and not cudnn_available():
+        return "chunked", ("attention: compiled with model.attention_impl='chunked' in place of 'cudnn' (cuDNN cannot "
+                           "be loaded on this host); chunked keeps more scores per block, so this bounds the cuDNN "
+                           "program's memory from above",)
+    return impl, ()
 
 
 def _abstract(tree: Any, shardings: Any) -> Any:
@@ -130,8 +160,10 @@ def train_programs(cfg: Any, mesh: Mesh, config: ModelConfig) -> list[Program]:
     b_shard = batch_shardings(mesh, keys)
     batch = {k: jax.ShapeDtypeStruct((accum, gbs // accum, block), jnp.int32, sharding=b_shard[k]) for k in keys}
     # the module exactly as s1jax.train.sft.train builds it
+    platform = next(iter(mesh.devices.flat)).platform
+    attention, notes = attention_for_target(cfg.model.attention_impl, platform)
     module = Decoder(config, dtype=jnp.dtype(cfg.model.dtype), param_dtype=param_dtype, remat_policy=t.remat,
-                     attention_impl=cfg.model.attention_impl or None)
+                     attention_impl=attention)
     step = make_train_step(module, tx, schedule, shardings, b_shard, loss_chunk=int(t.loss_chunk),
                            nan_policy=t.nan_policy)
     m = dict(mesh.shape)
@@ -146,7 +178,7 @@ def train_programs(cfg: Any, mesh: Mesh, config: ModelConfig) -> list[Program]:
     )
     shape = f"{gbs} x {block} tokens ({accum} x {gbs // accum} micro-batch), {steps} steps"
     return [Program("train_step", step, (state, batch), shape, analytic.train_step_flops(config, gbs, block), steps,
-                    knobs)]
+                    knobs, notes=notes)]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -204,13 +236,14 @@ def inference_programs(cfg: Any, mesh: Mesh, config: ModelConfig, rows: int) -> 
     dtype = jnp.dtype(cfg.model.dtype)
     param_dtype = jnp.dtype(cfg.model.param_dtype or cfg.model.dtype)
     sampling = Sampling(**cfg.sampling.to_dict())
-    engine = Engine(config, dtype.name, cfg.model.attention_impl or None, abstract_forcing_spec(config.vocab_size),
-                    sampling)
+    attention, notes = attention_for_target(cfg.model.attention_impl, next(iter(mesh.devices.flat)).platform)
+    engine = Engine(config, dtype.name, attention, abstract_forcing_spec(config.vocab_size), sampling)
     params = _abstract(param_shapes(config, param_dtype), param_shardings(config, mesh))
     m = dict(mesh.shape)
     knobs = (f"batch_size (now {rows})", f"max_cache_len (now {cache})",
              f"mesh.tensor (now {m['tensor']}; splits weights and KV heads)", f"model.dtype (now {dtype.name})")
-    return engine_programs(engine, mesh, params, rows, prompt, cache, knobs)
+    programs = engine_programs(engine, mesh, params, rows, prompt, cache, knobs)
+    return [dataclasses.replace(p, notes=p.notes + notes) for p in programs]
 
 
 def engine_programs(engine: Any, mesh: Mesh, params: Any, rows: int, prompt_len: int, cache_len: int,

@@ -74,6 +74,7 @@ def format_report(report: CompileReport) -> str:
     for p in report.programs:
         lines.append(f"{p.name}: {p.shape}; {p.flops:.3g} FLOPs per call (analytic); "
                      f"params/state/inputs {gib(p.analytic_arg_bytes)} per device (analytic); {_prediction(report, p)}")
+        lines += [f"  note: {note}" for note in p.notes]
     if report.kind == "train" and report.programs:
         lines.append(f"reference: the s1 paper trains s1-32B in {PAPER_RUN_MINUTES:.0f} min on 16 H100; predictions "
                      "here pad every step to the full block (s1K traces are mostly shorter), so they bound it above")

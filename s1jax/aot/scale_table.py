@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help="compile only entries whose config spec contains this")
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "docs", "scale.md"))
     args = parser.parse_args(argv)
+    from s1jax.aot.topology import compile_host_env
+
+    compile_host_env()
     store = os.path.splitext(args.out)[0] + ".json"
     results: dict[str, dict] = {}
     if os.path.isfile(store):

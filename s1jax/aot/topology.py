@@ -16,13 +16,31 @@ from typing import Any
 
 from s1jax.aot.targets import Target, TargetError
 
-__all__ = ["BackendMissing", "backend_available", "compile_devices", "target_mesh", "mesh_sizes"]
+__all__ = ["BackendMissing", "backend_available", "compile_devices", "target_mesh", "mesh_sizes", "compile_host_env"]
 
 INSTALL_HINT = "install the aot extra: `make aot` (or pip install -e '.[aot]')"
 
 
 class BackendMissing(RuntimeError):
     """The compiler for a platform is not installed on this host."""
+
+
+def compile_host_env() -> None:
+    """Environment for a compile-only process, set before JAX starts: run on the CPU backend (never probe for an
+    attached TPU/GPU; libtpu would otherwise look for a TPU and the metadata server at start-up), and let the CUDA
+    plugin load without CUDA libraries. Values the user set win."""
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
+    _compiler_env()
+
+
+def _compiler_env() -> None:
+    """Read when the compilers load: several compile-only processes may hold libtpu at once (it otherwise takes
+    /tmp/libtpu_lockfile, meant for one process owning real TPUs), and the CUDA plugin needs no CUDA libraries."""
+    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
 
 
 def backend_available(platform: str) -> bool:
@@ -43,11 +61,11 @@ def compile_devices(target: Target) -> tuple[Any, ...]:
         raise BackendMissing(f"compiling for {target.name} needs {what}; {INSTALL_HINT}")
     from jax.experimental import topologies
 
+    _compiler_env()
     if target.platform == "tpu":
         kwargs = {"chip_config_name": "megacore"} if target.chip.name == "v4" else {}
         topo = topologies.get_topology_desc(target.topology_name, "tpu", **kwargs)
     else:
-        os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
         with open(target.spec_path, encoding="utf-8") as f:
             spec = f.read()
         topo = topologies.get_topology_desc(platform="cuda", topology=target.topology_name, target_config=spec)

@@ -49,6 +49,9 @@ def run(cfg: Any, config_name: str = "") -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from s1jax.aot.topology import compile_host_env
+
+    compile_host_env()  # before JAX starts: CPU backend only, compilers loaded on demand
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg, rest = parse_config_args(argv, default_config=None)
     if rest:
