@@ -3,7 +3,10 @@
 lr 1e-5, 5% linear warm-up then cosine to 0, AdamW (0.9, 0.95), wd 1e-4, 5 epochs, global batch 16, block 32768,
 no packing, bf16 compute with fp32 master weights, full remat. ``:ARG`` picks the mesh:
 
-- ``h100x16`` (default): 2 nodes x 8 H100, FSDP over all 16 GPUs (one sequence per GPU), cuDNN flash attention.
+- ``h100x16`` (default): 2 nodes x 8 H100: tensor=8 inside each node x fsdp=2 across the nodes, 8 accumulation
+  steps of 2 sequences (one per fsdp shard), cuDNN flash attention. FSDP over all 16 GPUs with one sequence each
+  (the first layout) needs 219 GiB per GPU (`s1jax compile`, docs/scale.md): the step's temporaries (196 GiB) are
+  not split by fsdp; tensor=8 splits weights, gradients and activations inside a node (61 GiB of 75 GiB usable).
 - ``v5p-128``: 64 chips. The global batch of 16 cannot be split 64 ways, so FSDP=16 (one sequence per FSDP
   shard) x tensor=4 (40 heads, 8 KV heads and the 27648-wide MLP all divide by 4); query-chunked attention.
 
@@ -14,9 +17,10 @@ Weights: ``huggingface-cli download Qwen/Qwen2.5-32B-Instruct --local-dir checkp
 from s1jax.train.defaults import default_config
 
 MESHES = {
-    "h100x16": dict(data=1, fsdp=16, tensor=1),
+    "h100x16": dict(data=1, fsdp=2, tensor=8),
     "v5p-128": dict(data=1, fsdp=16, tensor=4),
 }
+GRAD_ACCUM = {"h100x16": 8, "v5p-128": 1}  # micro-batch = one sequence per fsdp shard
 
 
 def get_config(target: str = "h100x16"):
@@ -38,7 +42,7 @@ def get_config(target: str = "h100x16"):
     cfg.train.output_dir = "runs/s1-32b"
     cfg.train.epochs = 5
     cfg.train.global_batch_size = 16
-    cfg.train.grad_accum = 1
+    cfg.train.grad_accum = GRAD_ACCUM[target]
     cfg.train.lr = 1e-5
     cfg.train.warmup_ratio = 0.05
     cfg.train.weight_decay = 1e-4

@@ -131,7 +131,8 @@ def parse_oom(message: str) -> tuple[int | None, int | None]:
     m = re.search(r"[Uu]sed\s+([\d.]+)([KMGT]?)\s+of\s+([\d.]+)([KMGT]?)\s+hbm", message)
     if m:
         return _bytes(m.group(1), m.group(2)), _bytes(m.group(3), m.group(4))
-    m = re.search(r"([\d.]+)([KMGT])i?B?\s+(?:of|exceeds)\D*([\d.]+)([KMGT])", message)
+    # libtpu: "the total memory required for HLO temporaries (524.62G) exceeds available HBM (15.75G)"
+    m = re.search(r"([\d.]+)([KMGT])i?B?\)?\s+(?:of|exceeds)\D*([\d.]+)([KMGT])", message)
     if m:
         return _bytes(m.group(1), m.group(2)), _bytes(m.group(3), m.group(4))
     return None, None

@@ -87,8 +87,10 @@ def does_not_fit_message(report: CompileReport) -> str:
     for p in report.programs:
         if p.fits:
             continue
-        need = gib(p.peak_bytes) if p.peak_bytes else "more than"
-        msg = (f"{p.name} ({p.shape}) does not fit {report.target.name}: needs {need} per device, "
+        need = f"{gib(p.peak_bytes)} per device" if p.peak_bytes else "more memory per device than it has"
+        if p.error and p.peak_bytes:
+            need += " (at least: the compiler stops counting at the first memory space that overflows)"
+        msg = (f"{p.name} ({p.shape}) does not fit {report.target.name}: needs {need}, "
                f"{gib(p.available_bytes)} available")
         if p.error:
             msg += f"\n  compiler: {p.error}"

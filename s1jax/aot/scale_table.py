@@ -78,9 +78,12 @@ def _render(results: dict[str, dict], meta: dict) -> str:
         "",
         MARKDOWN_HEADER,
     ]
-    for label, spec, _ in ENTRIES:
+    for label, spec, overrides in ENTRIES:
         if spec in results:
             lines += results[spec]["rows"]
+        else:
+            lines.append(f"| {label} `{spec.split('/')[-1]}` | {spec.split(':')[-1]} | | not compiled yet: "
+                         f"`{_command(spec, overrides)}` | | | | | | | |")
     lines += ["", "## Per config: command and full output", ""]
     for label, spec, _ in ENTRIES:
         if spec not in results:
@@ -122,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and args.only not in spec:
             continue
         print(f"== {label}: {_command(spec, overrides)}", flush=True)
-        results[spec] = _run_entry(label, spec, overrides)
-        status |= 0 if results[spec]["fits"] else 1
+        results[spec] = entry = _run_entry(label, spec, overrides)
+        status |= 0 if entry["fits"] else 1
+        if os.path.isfile(store):  # merge with what other runs stored meanwhile
+            with open(store, encoding="utf-8") as f:
+                results = {**json.load(f), spec: entry}
         with open(store, "w", encoding="utf-8") as f:  # after every entry: a long run keeps what it measured
             json.dump(results, f, indent=1)
     with open(args.out, "w", encoding="utf-8") as f:
