@@ -10,7 +10,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-all install bench clean aot
+.PHONY: demo test test-all install bench clean aot test-aot
 AOT_STAMP := $(VENV)/.s1jax-aot-installed
 
 $(PY):
@@ -46,6 +46,10 @@ $(AOT_STAMP): $(STAMP)
 
 aot: $(AOT_STAMP)
 	$(PY) -m s1jax.aot.scale_table $(ARGS)
+
+# The AOT tests with the compilers installed (in `make test` they skip: the default venv has no libtpu).
+test-aot: $(AOT_STAMP)
+	$(PY) -m pytest -q tests/test_aot.py -m "not slow" $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -102,17 +102,28 @@ def test_cli_config_errors_exit_2_before_compiling(capsys):
     assert "'cudnn' is an NVIDIA kernel and v5p-128 is a TPU" in capsys.readouterr().err
 
 
-def test_every_shipped_32b_config_names_its_target():
+def test_every_scale_table_entry_is_a_valid_config_for_its_target():
     from s1jax.aot.compile import check_config
+    from s1jax.aot.scale_table import ENTRIES
     from s1jax.config import load_config_file
 
-    for spec in ("s1_32b.py:v5p-128", "s1_32b.py:h100x16", "s1_1_32b.py:v5p-128", "s1_1_32b.py:h100x16",
-                 "qwen2_5_7b.py:h100x8", "qwen2_5_0_5b.py"):
-        kind, target, _ = check_config(load_config_file(os.path.join(REPO, "configs/train", spec)))
-        assert kind == "train" and target.name in spec or spec == "qwen2_5_0_5b.py", spec
-    for arg in ("v5p-8", "v6e-8", "h100x8"):
-        kind, target, _ = check_config(load_config_file(os.path.join(REPO, f"configs/aot/eval_32b.py:{arg}")))
-        assert (kind, target.name) == ("inference", arg)
+    for _, spec, _ in ENTRIES:
+        kind, target, _ = check_config(load_config_file(os.path.join(REPO, spec)))
+        assert kind == ("train" if "/train/" in spec else "inference"), spec
+        assert ":" not in spec or target.name == spec.split(":")[1], spec
+    assert check_config(load_config_file(os.path.join(REPO, "configs/train/qwen2_5_0_5b.py")))[1].name == "h100x1"
+
+
+def test_scale_table_renders_measured_and_missing_rows():
+    from s1jax.aot import scale_table
+
+    spec = "configs/aot/eval_32b.py:v6e-8"
+    text = "target: v6e-8\nlargest batch that fits: 16 (tried 32 does not fit, 16 fits)"
+    results = {spec: {"rows": ["| eval row |"], "text": text, "command": f"s1jax compile --config={spec}"}}
+    md = scale_table._render(results, {"date": "d", "jax": "j", "libtpu": "l", "cuda_plugin": "c", "host": "h"})
+    assert "| eval row |" in md and f"$ s1jax compile --config={spec}" in md
+    assert "not compiled yet: `s1jax compile --config=configs/train/s1_32b.py:v5p-128`" in md
+    assert f"`{spec}`: largest batch that fits: 16 (tried 32 does not fit, 16 fits)" in md
 
 
 def test_preflight_stops_the_launch_when_compile_fails(tmp_path):

@@ -82,8 +82,15 @@ def _render(results: dict[str, dict], meta: dict) -> str:
         if spec in results:
             lines += results[spec]["rows"]
         else:
-            lines.append(f"| {label} `{spec.split('/')[-1]}` | {spec.split(':')[-1]} | | not compiled yet: "
+            target = spec.split(":")[-1] if ":" in spec else "its target"
+            lines.append(f"| {label} `{spec.split('/')[-1]}` | {target} | | not compiled yet: "
                          f"`{_command(spec, overrides)}` | | | | | | | |")
+    searched = [(label, spec, line.strip()) for label, spec, _ in ENTRIES if spec in results
+                for line in results[spec]["text"].splitlines() if line.startswith("largest batch that fits")]
+    if searched:
+        lines += ["", "Largest power-of-two eval batch that fits (the engine buckets batches to powers of two; the next",
+                  "power of two was compiled and does not fit):", ""]
+        lines += [f"- {label}, `{spec}`: {line}" for label, spec, line in searched]
     lines += ["", "## Per config: command and full output", ""]
     for label, spec, _ in ENTRIES:
         if spec not in results:

@@ -37,9 +37,11 @@ def compile_host_env() -> None:
 
 def _compiler_env() -> None:
     """Read when the compilers load: several compile-only processes may hold libtpu at once (it otherwise takes
-    /tmp/libtpu_lockfile, meant for one process owning real TPUs), and the CUDA plugin needs no CUDA libraries."""
+    /tmp/libtpu_lockfile, meant for one process owning real TPUs), libtpu looks for no metadata server or pod
+    workers, and the CUDA plugin needs no CUDA libraries."""
     os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
     os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
+    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")  # no pod to find: silences libtpu's start-up error
     os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
 
 
