@@ -25,7 +25,7 @@ _EXPORTS = {
     "generate_budget_sweep": "s1jax.inference.generate",
 }
 
-_SUBMODULES = ("config", "sharding", "tokenizer", "chat_format", "model", "data", "train", "inference", "eval")
+_SUBMODULES = ("config", "sharding", "tokenizer", "chat_format", "model", "data", "train", "inference", "eval", "aot")
 
 __all__ = sorted(_EXPORTS)
 
