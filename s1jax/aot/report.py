@@ -8,7 +8,7 @@ __all__ = ["gib", "format_report", "does_not_fit_message", "markdown_rows", "MAR
 
 MARKDOWN_HEADER = (
     "| config | target | mesh (data, fsdp, tensor) | program | shape | peak / usable HBM per device | headroom "
-    "| args + temps per device | compile | FLOPs per call | predicted |\n"
+    "| args + temps per device (peak adds outputs not donated) | compile | FLOPs per call | predicted |\n"
     "|---|---|---|---|---|---|---|---|---|---|---|"
 )
 

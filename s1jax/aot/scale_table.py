@@ -74,7 +74,9 @@ def _render(results: dict[str, dict], meta: dict) -> str:
         "padded to the full block, so an upper bound; the s1 paper's s1-32B run took 26 min on 16 H100); decode as",
         "HBM-bound (weights + KV cache read once per step), a lower bound. `compiled.cost_analysis()` FLOPs are not",
         "used: they count a `scan` body once. GPU usable memory is 95 % of HBM (`XLA_PYTHON_CLIENT_MEM_FRACTION` in",
-        "launch/); TPU programs are checked by the compiler against the whole HBM.",
+        "launch/); TPU programs are checked by the compiler against the whole HBM. Compile times are wall-clock on",
+        "the host named above and grow with its load (this page was measured on 2 cores shared with other jobs, load",
+        "average about 10; a 32B TPU train step took about 90 s of CPU).",
         "",
         MARKDOWN_HEADER,
     ]
@@ -116,7 +118,8 @@ def _versions() -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="", help="compile only entries whose config spec contains this")
+    parser.add_argument("--only", default="", help="compile only entries whose config spec contains this "
+                        "(one that matches none, e.g. '#', only re-renders the page)")
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "docs", "scale.md"))
     args = parser.parse_args(argv)
     from s1jax.aot.topology import compile_host_env
