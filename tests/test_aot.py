@@ -51,6 +51,25 @@ def test_gpu_target_names(name, canonical, devices, nodes):
     assert os.path.isfile(t.spec_path)
 
 
+@needs_tpu
+@pytest.mark.parametrize("name", ["v4-32", "v5e-16", "v5p-128", "v6e-8"])
+def test_tpu_topologies_have_one_device_per_chip(name):
+    from s1jax.aot.topology import compile_devices
+
+    t = parse_target(name)
+    assert len(compile_devices(t)) == t.num_devices  # v4 needs chip_config_name="megacore" for this
+
+
+@needs_cuda
+@pytest.mark.parametrize("name", ["h100x16", "h200x8", "a100x8"])
+def test_gpu_spec_files_describe_their_chip(name):
+    from s1jax.aot.topology import compile_devices
+
+    t = parse_target(name)
+    devices = compile_devices(t)
+    assert len(devices) == t.num_devices and devices[0].device_kind.startswith(f"NVIDIA {t.chip.name.upper()}")
+
+
 def test_unknown_target_lists_the_known_ones():
     with pytest.raises(TargetError) as e:
         parse_target("tpu-v9-8")
