@@ -10,7 +10,8 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-all install bench clean
+.PHONY: demo test test-all install bench clean aot test-aot
+AOT_STAMP := $(VENV)/.s1jax-aot-installed
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,19 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/decode_throughput.py
 	$(PY) benchmarks/train_throughput.py
+
+# Ahead-of-time compile of every shipped config for its TPU/GPU target on this CPU host; rewrites docs/scale.md.
+# ARGS="--only v5p-128" refreshes some rows. Installs the aot extra (libtpu + the JAX CUDA plugin) into .venv.
+$(AOT_STAMP): $(STAMP)
+	$(PIP) install -q -e ".[aot]"
+	touch $(AOT_STAMP)
+
+aot: $(AOT_STAMP)
+	$(PY) -m s1jax.aot.scale_table $(ARGS)
+
+# The AOT tests with the compilers installed (in `make test` they skip: the default venv has no libtpu).
+test-aot: $(AOT_STAMP)
+	$(PY) -m pytest -q tests/test_aot.py -m "not slow" $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -2,6 +2,7 @@
 # Train on one machine with one or more GPUs (one JAX process sees every local GPU).
 #
 #   ./launch/gpu_single.sh --config=configs/train/qwen2_5_0_5b.py --config.model.path=/data/Qwen2.5-0.5B-Instruct
+#   PREFLIGHT=1 ./launch/gpu_single.sh ...   # first `s1jax compile` for the config's target; stop if it does not fit
 #
 # Installs the CUDA build of JAX into .venv on first use (INSTALL=0 to skip). Rerunning the same command resumes
 # from the newest checkpoint that verifies in train.output_dir. Ctrl-C or SIGTERM saves a checkpoint of the current
@@ -24,6 +25,8 @@ fi
 # Let XLA use most of the GPU memory up front and keep the CPU thread pool sane.
 export XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.95}
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-1}
+source launch/preflight.sh
+preflight "$@"
 retries=${RETRY_PREEMPTED:-0}
 while true; do
   rc=0

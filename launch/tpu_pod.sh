@@ -15,10 +15,13 @@
 # deletes and re-creates the queued resource and resumes; any other exit code ends it with that code.
 # Exit codes (s1jax/exit_codes.py): 0 finished, 1 error, 2 config error, 3 non-finite loss, 74 storage failure,
 # 75 preempted (checkpoint saved: requeue), 130 Ctrl-C (checkpoint saved).
+#   PREFLIGHT=1 ... train ...   # first compile the train step for the slice on this host (s1jax compile); stop if it
+#                               # does not fit (needs the aot extra here: make aot)
 #
 # Checkpoints must go to storage every host can reach (a gs:// bucket works with Orbax):
 #   --config.train.output_dir=gs://BUCKET/runs/s1-32b
 set -euo pipefail
+source "$(dirname "$0")/preflight.sh"
 
 PREEMPTED_EXIT=75
 
@@ -98,6 +101,7 @@ case "$cmd" in
     ssh_all "cd $WORKDIR && python3 -m venv .venv && .venv/bin/pip install -q -U pip && .venv/bin/pip install -q -e '.[tpu]'"
     ;;
   train)
+    preflight "$@"
     # Same command on every host; each process loads its slice of the global batch.
     start_training "$@"
     echo "started on all workers; follow with: $0 logs; exit code: $0 status"
@@ -129,6 +133,6 @@ case "$cmd" in
     gcloud compute tpus tpu-vm delete "$TPU_NAME" --zone="$ZONE" $PROJECT_FLAG --quiet
     ;;
   *)
-    sed -n '2,25p' "$0"
+    sed -n '2,27p' "$0"
     ;;
 esac

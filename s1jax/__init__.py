@@ -26,7 +26,7 @@ _EXPORTS = {
 }
 
 _SUBMODULES = ("config", "sharding", "tokenizer", "model", "data", "curation", "train", "inference", "eval", "builders",
-               "demo", "cli")
+               "aot", "demo", "cli")
 
 __all__ = sorted(_EXPORTS)
 

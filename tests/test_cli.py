@@ -45,6 +45,7 @@ HELP = {
     "convert": (["input", "output_format", "max_shard_gb"], "configs/convert.py"),
     "curate": (["diversity.num_select", "pool.source"], "configs/curate/sample.py"),
     "demo": (["train.steps", "eval.budgets"], "configs/demo.py"),
+    "compile": (["target", "aot.mfu", "train.lr", "mesh.tensor"], "configs/aot/eval_32b.py"),
 }
 
 

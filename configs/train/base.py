@@ -74,6 +74,9 @@ def get_config() -> ml_collections.ConfigDict:
             export_dtype="bfloat16",
         )
     )
+    # accelerator the run is sized for (`s1jax compile` proves it fits): v5p-128, h100x16, ...; "" = none
+    cfg.target = ""
+    cfg.aot = ml_collections.ConfigDict(dict(mfu=0.4, dataset_rows=1000, max_batch=1024))  # s1jax compile settings
     cfg.distributed = ml_collections.ConfigDict(
         dict(
             mode="auto",  # auto | on | off

@@ -17,6 +17,7 @@ def get_config(source: str = "simplescaling/s1K"):
     cfg.model.dtype = "bfloat16"
     cfg.model.param_dtype = "float32"
     cfg.mesh.update(dict(data=1, fsdp=-1, tensor=1))
+    cfg.target = "h100x1"  # one 80 GB GPU (`s1jax compile` checks it fits)
     cfg.data.source = source
     cfg.data.trace = ""
     cfg.data.block_size = 8192

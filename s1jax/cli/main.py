@@ -23,6 +23,7 @@ COMMANDS = {
     "eval": "AIME24 / MATH500 / GPQA evaluation and budget sweeps",
     "curate": "s1K curation: quality -> difficulty -> diversity",
     "demo": "the whole s1 pipeline on SmolLM2-135M on a CPU",
+    "compile": "ahead-of-time compile for a TPU/GPU target from a CPU host: does it fit?",
 }
 
 
