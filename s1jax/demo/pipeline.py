@@ -34,6 +34,7 @@ from typing import Any
 import ml_collections
 
 from s1jax.builders import budget_from_config, sampling_from_config
+from s1jax.compilation_cache import enable_compilation_cache
 from s1jax.config import CONFIGS_DIR, load_config_file
 from s1jax.curation import io as curation_io
 from s1jax.curation import pipeline as curation
@@ -374,8 +375,6 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     _clean_outputs(out_dir)
     cache = None
     if cfg.compilation_cache_dir:
-        from s1jax.compilation_cache import enable_compilation_cache
-
         cache = enable_compilation_cache(cfg.compilation_cache_dir)
     clock = StageClock()
     _say(f"s1jax demo{' (fast)' if cfg.fast else ''}: the s1 pipeline on SmolLM2-135M-Instruct; outputs -> {out_dir}")
