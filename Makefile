@@ -28,8 +28,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/s1jax demo --config=configs/demo.py $(ARGS)
 
+# XLA compiles on one thread and the suite is compile-bound: two pytest workers (whole files each, so module
+# fixtures are built once) keep both cores busy. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not gpu" --timeout=900 $(ARGS)
+	$(PY) -m pytest -q -m "not slow and not gpu" --timeout=900 -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q --timeout=1800 $(ARGS)

@@ -73,10 +73,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
     monitoring.register_event_duration_secs_listener(_on_duration)
     monitoring.register_event_listener(_on_event)
+    config._s1jax_worker_xla = []  # pytest-xdist: the workers' counts, gathered by the controller
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:  # noqa: ARG001 - pytest hook signature
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand its counts to the controller
+        workeroutput["s1jax_xla"] = dict(_XLA)
+
+
+def pytest_testnodedown(node, error) -> None:  # noqa: ARG001 - pytest-xdist hook signature
+    counts = getattr(node, "workeroutput", {}).get("s1jax_xla")
+    if counts:
+        node.config._s1jax_worker_xla.append(counts)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ARG001 - pytest hook signature
-    x = _XLA
+    parts = [_XLA] + list(getattr(config, "_s1jax_worker_xla", []))
+    total = {k: sum(p[k] for p in parts) for k in _XLA}
+    where = f"{len(parts) - 1} workers" if len(parts) > 1 else "this process"
     terminalreporter.write_line(
-        f"xla (this process): {x['programs']} programs, {x['compiled']} compiled, {x['loaded']} loaded from the "
-        f"session's persistent cache, {x['seconds']:.0f} s in compilation")
+        f"xla ({where}; CLI subprocesses not counted): {total['programs']} programs, {total['compiled']} compiled, "
+        f"{total['loaded']} loaded from the session's persistent cache, {total['seconds']:.0f} s in compilation")
