@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "eval": {"data", "s1jax"},
     "curation": {"data", "tokenizer", "eval", "s1jax"},
     "train": {"model", "data", "tokenizer", "sharding", "exit_codes"},
-    "aot": {"config", "model", "train", "inference", "sharding", "tokenizer", "data"},
+    "aot": {"config", "model", "train", "inference", "sharding"},
     "builders": {"config", "inference", "model", "tokenizer", "sharding"},
     "demo": {"config", "builders", "curation", "eval", "inference", "model", "tokenizer", "train", "data",
              "compilation_cache"},
@@ -40,6 +40,11 @@ ALLOWED: dict[str, set[str]] = {
 FUNCTION_LOCAL_ALLOWED = {
     # math-verify + a grading process pool, needed only when a curation pool has no precomputed grades
     ("s1jax.curation.solvers", "s1jax.eval.grading"),
+    # these import JAX, which reads JAX_PLATFORMS when imported: only after main() ran aot.host_env.compile_host_env()
+    ("s1jax.cli.compile", "s1jax.aot.compile"),
+    ("s1jax.cli.compile", "s1jax.aot.report"),
+    ("s1jax.aot.scale_table", "s1jax.aot.compile"),
+    ("s1jax.aot.scale_table", "s1jax.aot.report"),
 }
 
 

@@ -16,7 +16,17 @@ import time
 from typing import Any, Callable
 
 from s1jax.aot import analytic
+from s1jax.aot.programs import (
+    inference_programs,
+    largest_power_of_two_at_most,
+    model_config_for,
+    train_programs,
+    validate_inference,
+    validate_train,
+)
 from s1jax.aot.targets import Target, TargetError, parse_target
+from s1jax.aot.topology import INSTALL_HINT, BackendMissing, backend_available, mesh_sizes, target_mesh
+from s1jax.model.params import param_shapes
 
 __all__ = ["ProgramResult", "CompileReport", "DoesNotFit", "compile_for_target", "config_kind", "check_config",
            "DEFAULT_MFU", "PAPER_RUN_MINUTES"]
@@ -91,9 +101,6 @@ def config_kind(cfg: Any) -> str:
 
 def check_config(cfg: Any) -> tuple[str, Target, tuple[int, int, int]]:
     """Everything that can be checked without a compiler: (kind, target, mesh sizes). Raises with one line."""
-    from s1jax.aot.programs import validate_inference, validate_train
-    from s1jax.aot.topology import mesh_sizes
-
     kind = config_kind(cfg)
     if "target" not in cfg:
         raise TargetError("the config has no `target` field; add cfg.target (e.g. 'v5p-128') or use a shipped config")
@@ -233,15 +240,9 @@ def _search_rows(build: Callable[[int], list[Any]], target: Target, mfu: float, 
 def compile_for_target(cfg: Any, config_name: str = "", log: Callable[[str], None] = print) -> CompileReport:
     """Compile the programs ``cfg`` describes for ``cfg.target``; see the module docstring. Raises ValueError /
     TargetError on a bad config and BackendMissing when the target's compiler is not installed, before compiling."""
-    from s1jax.aot.programs import inference_programs, largest_power_of_two_at_most, model_config_for, \
-        train_programs, validate_inference
-    from s1jax.aot.topology import BackendMissing, backend_available, target_mesh
-
     kind, target, _ = check_config(cfg)
     config, model_source = model_config_for(cfg.model)
     if not backend_available(target.platform):
-        from s1jax.aot.topology import INSTALL_HINT
-
         what = "libtpu" if target.platform == "tpu" else "the JAX CUDA plugin"
         raise BackendMissing(f"compiling for {target.name} needs {what}; {INSTALL_HINT}")
     mfu = _mfu(cfg)
@@ -257,8 +258,6 @@ def compile_for_target(cfg: Any, config_name: str = "", log: Callable[[str], Non
         report.programs = _compile_all(inference_programs(cfg, mesh, config, rows), target, mfu, log)
         return report
     # batch_size 0: the largest power of two that fits, starting from the analytic estimate
-    from s1jax.model.loading import param_shapes
-
     param_bytes = analytic.per_device_bytes(param_shapes(config, cfg.model.param_dtype or cfg.model.dtype))
     tensor = report.mesh["tensor"] if config.num_kv_heads % report.mesh["tensor"] == 0 else 1
     itemsize = 2 if str(cfg.model.dtype) == "bfloat16" else 4

@@ -21,7 +21,17 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from s1jax.aot import analytic
+from s1jax.inference.budget import ForcingSpec
+from s1jax.inference.engine import Engine, bucket, initial_rows
+from s1jax.inference.sampling import Sampling, row_keys
 from s1jax.model.config import ModelConfig
+from s1jax.model.decoder import Decoder
+from s1jax.model.kv_cache import init_cache
+from s1jax.model.params import param_shapes, param_shardings
+from s1jax.model.presets import preset_config
+from s1jax.train.checkpoint import read_model_config
+from s1jax.train.optimizer import make_optimizer
+from s1jax.train.step import BATCH_KEYS, batch_shardings, make_train_step, state_shardings
 
 __all__ = ["Program", "model_config_for", "train_programs", "inference_programs", "engine_programs",
            "total_train_steps", "abstract_forcing_spec", "validate_train", "validate_inference"]
@@ -83,14 +93,10 @@ def model_config_for(group: Any) -> tuple[ModelConfig, str]:
 
     ``path``: an HF directory (its config.json) or an s1jax checkpoint (s1jax_model.json); a path that does not
     exist on this host falls back to ``preset`` (the shipped configs name both)."""
-    from s1jax.model.presets import preset_config
-
     path = str(group.get("path", "") or "")
     if path and os.path.isfile(os.path.join(path, "config.json")):
         return ModelConfig.from_hf_file(path), os.path.join(path, "config.json")
     if path and os.path.isfile(os.path.join(path, "s1jax_model.json")):
-        from s1jax.train.checkpoint import read_model_config
-
         return read_model_config(path), os.path.join(path, "s1jax_model.json")
     preset = str(group.get("preset", "") or "")
     if preset:
@@ -138,11 +144,6 @@ def validate_train(cfg: Any, mesh_shape: tuple[int, int, int]) -> None:
 
 def train_programs(cfg: Any, mesh: Mesh, config: ModelConfig) -> list[Program]:
     """The train step at the config's largest batch shape: ``[grad_accum, micro, block_size]``."""
-    from s1jax.model.decoder import Decoder
-    from s1jax.model.loading import param_shapes, param_shardings
-    from s1jax.train.optimizer import make_optimizer
-    from s1jax.train.step import BATCH_KEYS, batch_shardings, make_train_step, state_shardings
-
     t, d = cfg.train, cfg.data
     gbs, accum, block = int(t.global_batch_size), int(t.grad_accum), int(d.block_size)
     steps = total_train_steps(cfg)
@@ -192,8 +193,6 @@ def abstract_forcing_spec(vocab_size: int) -> Any:
     Only the lengths shape the compiled loop (queue and tail sizes): "Wait" 1 token, "<|im_start|>answer" 2,
     "<|im_start|>answer\\nFinal Answer:" 6, "\\n" 1, stops <|im_start|> / <|im_end|> / <|endoftext|> 1 each. The ids
     are Qwen's, folded into the vocabulary so small test models compile the same program."""
-    from s1jax.inference.budget import ForcingSpec
-
     def ids(*xs: int) -> tuple[int, ...]:
         return tuple(int(x) % vocab_size for x in xs)
 
@@ -212,8 +211,6 @@ def abstract_forcing_spec(vocab_size: int) -> Any:
 
 def validate_inference(cfg: Any) -> tuple[int, int, int]:
     """(rows, prompt_len, cache_len) of an inference config; rows is the engine's power-of-two bucket."""
-    from s1jax.inference.engine import bucket
-
     batch, prompt, cache = int(cfg.batch_size), int(cfg.prompt_len), int(cfg.max_cache_len)
     if batch < 0:
         raise ValueError(f"batch_size must be positive (0: search the largest that fits), got {batch}")
@@ -228,10 +225,6 @@ def validate_inference(cfg: Any) -> tuple[int, int, int]:
 def inference_programs(cfg: Any, mesh: Mesh, config: ModelConfig, rows: int) -> list[Program]:
     """Prefill + budget-forcing decode loop of one generate() batch of ``rows`` on ``mesh`` (tensor-parallel
     weights as ``load_model(..., mesh=mesh)`` places them)."""
-    from s1jax.inference.engine import Engine
-    from s1jax.inference.sampling import Sampling
-    from s1jax.model.loading import param_shapes, param_shardings
-
     _, prompt, cache = validate_inference(cfg)
     dtype = jnp.dtype(cfg.model.dtype)
     param_dtype = jnp.dtype(cfg.model.param_dtype or cfg.model.dtype)
@@ -253,12 +246,11 @@ def engine_programs(engine: Any, mesh: Mesh, params: Any, rows: int, prompt_len:
     when the engine changes.
 
     The functions are the engine's own; they are wrapped here as ``Engine.__init__`` wraps them on an
-    accelerator (the decode state donated; on this CPU host the engine would turn donation off). Host inputs
-    (prompts, row state, newline table) are replicated, as jit places NumPy arguments next to sharded weights; the
-    decode loop gets the state with the shardings the compiled prefill gives it."""
-    from s1jax.inference.engine import initial_rows
-    from s1jax.inference.sampling import row_keys
-
+    accelerator (prefill's cache and the decode state donated; on this CPU host the engine would turn donation off).
+    Host inputs (prompts, row state, newline table) are replicated, as jit places NumPy arguments next to sharded
+    weights; so is the empty KV cache, as ``Engine.prefill`` makes it (``init_cache`` outside the program, an
+    uncommitted array that jit replicates). The decode loop gets the state with the shardings the compiled prefill
+    gives it."""
     rep = NamedSharding(mesh, PartitionSpec())
     spec = engine.spec
     prompts = np.zeros((rows, prompt_len), np.int32)
@@ -269,9 +261,11 @@ def engine_programs(engine: Any, mesh: Mesh, params: Any, rows: int, prompt_len:
                              max_answer=ones * 512)
     host = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep)  # noqa: E731
     nl = jax.ShapeDtypeStruct((engine.config.vocab_size,), jnp.bool_, sharding=rep)
-    prefill = jax.jit(engine._prefill, static_argnames=("max_len",))
+    cache = jax.eval_shape(lambda: init_cache(engine.config, rows, cache_len, engine.cache_dtype))
+    prefill = jax.jit(engine._prefill, donate_argnames=("cache",))
     decode = jax.jit(engine._decode, donate_argnums=(1,))
-    prefill_args = (params, host(prompts), host(mask), jax.tree_util.tree_map(host, row_state), nl, None)
+    prefill_args = (params, host(prompts), host(mask), jax.tree_util.tree_map(host, row_state), nl, None,
+                    jax.tree_util.tree_map(host, cache))
 
     def decode_args(done: dict[str, Any]) -> tuple:
         lowered, compiled = done["prefill"]
@@ -282,7 +276,7 @@ def engine_programs(engine: Any, mesh: Mesh, params: Any, rows: int, prompt_len:
     steps = cache_len - prompt_len
     return [
         Program("prefill", prefill, prefill_args, f"{rows} x {prompt_len} prompt tokens, cache {cache_len}",
-                analytic.prefill_flops(config, rows, prompt_len), 1, knobs, kwargs={"max_len": cache_len}),
+                analytic.prefill_flops(config, rows, prompt_len), 1, knobs),
         Program("decode", decode, decode_args, f"{rows} rows, up to {steps} steps over a {cache_len}-slot cache",
                 analytic.decode_step_flops(config, rows, cache_len), steps, knobs, timing="memory"),
     ]

@@ -14,6 +14,10 @@ import os
 import platform
 import sys
 import time
+from importlib import metadata
+
+from s1jax.aot.host_env import compile_host_env
+from s1jax.config import apply_overrides, load_config_file
 
 __all__ = ["ENTRIES", "main"]
 
@@ -38,9 +42,9 @@ def _command(spec: str, overrides: tuple[str, ...]) -> str:
 
 
 def _run_entry(label: str, spec: str, overrides: tuple[str, ...]) -> dict:
+    # s1jax.aot.compile / .report import JAX: only after main() ran compile_host_env() (see s1jax.aot.host_env)
     from s1jax.aot.compile import compile_for_target
     from s1jax.aot.report import does_not_fit_message, format_report, markdown_rows
-    from s1jax.config import apply_overrides, load_config_file
 
     cfg = load_config_file(os.path.join(REPO_ROOT, spec))  # "path.py:arg" (the repo path has no colon)
     apply_overrides(cfg, dict(o[len("--config."):].split("=", 1) for o in overrides))
@@ -56,7 +60,7 @@ def _run_entry(label: str, spec: str, overrides: tuple[str, ...]) -> dict:
 
 
 def _render(results: dict[str, dict], meta: dict) -> str:
-    from s1jax.aot.report import MARKDOWN_HEADER
+    from s1jax.aot.report import MARKDOWN_HEADER  # imports JAX: after compile_host_env(), as in _run_entry
 
     lines = [
         "# Scale: does each shipped config fit its target?",
@@ -103,8 +107,6 @@ def _render(results: dict[str, dict], meta: dict) -> str:
 
 
 def _versions() -> dict:
-    from importlib import metadata
-
     def version(name: str) -> str:
         try:
             return metadata.version(name)
@@ -122,9 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                         "(one that matches none, e.g. '#', only re-renders the page)")
     parser.add_argument("--out", default=os.path.join(REPO_ROOT, "docs", "scale.md"))
     args = parser.parse_args(argv)
-    from s1jax.aot.topology import compile_host_env
-
-    compile_host_env()
+    compile_host_env()  # before anything imports JAX
     store = os.path.splitext(args.out)[0] + ".json"
     results: dict[str, dict] = {}
     if os.path.isfile(store):

@@ -3,56 +3,23 @@
 TPU: ``libtpu`` (the ``aot`` extra) provides the TPU compiler; ``get_topology_desc("v5p:4x4x4")`` returns one
 compile-only device per chip. GPU: the CUDA PJRT plugin (``jax-cuda12-plugin`` + ``jax-cuda12-pjrt``) compiles for a
 ``GpuTargetConfigProto`` without a GPU or CUDA libraries (``JAX_SKIP_CUDA_CONSTRAINTS_CHECK=1``). Neither touches the
-default backend, so the CPU test suite is unaffected by having them installed.
+default backend, so the CPU test suite is unaffected by having them installed. The process environment a compile-only
+host needs (set before JAX is imported) is ``s1jax.aot.host_env``.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import math
-import os
 from typing import Any
 
+from jax.experimental import topologies
+
+from s1jax.aot.host_env import INSTALL_HINT, BackendMissing, backend_available, compiler_env
 from s1jax.aot.targets import Target, TargetError
+from s1jax.sharding import make_mesh
 
-__all__ = ["BackendMissing", "backend_available", "compile_devices", "target_mesh", "mesh_sizes", "compile_host_env"]
-
-INSTALL_HINT = "install the aot extra: `make aot` (or pip install -e '.[aot]')"
-
-
-class BackendMissing(RuntimeError):
-    """The compiler for a platform is not installed on this host."""
-
-
-def compile_host_env() -> None:
-    """Environment for a compile-only process, set before JAX starts: run on the CPU backend (never probe for an
-    attached TPU/GPU; libtpu would otherwise look for a TPU and the metadata server at start-up), and let the CUDA
-    plugin load without CUDA libraries. Values the user set win."""
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
-    os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
-    _compiler_env()
-
-
-def _compiler_env() -> None:
-    """Read when the compilers load: several compile-only processes may hold libtpu at once (it otherwise takes
-    /tmp/libtpu_lockfile, meant for one process owning real TPUs), libtpu looks for no metadata server or pod
-    workers, and the CUDA plugin needs no CUDA libraries."""
-    os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
-    os.environ.setdefault("TPU_SKIP_MDS_QUERY", "1")
-    os.environ.setdefault("TPU_WORKER_HOSTNAMES", "localhost")  # no pod to find: silences libtpu's start-up error
-    os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
-
-
-def backend_available(platform: str) -> bool:
-    """Whether the TPU (libtpu) or CUDA (jax_cuda12_plugin) compiler can be loaded here, without loading it."""
-    if platform == "tpu":
-        return importlib.util.find_spec("libtpu") is not None
-    if platform == "cuda":
-        return importlib.util.find_spec("jax_plugins.xla_cuda12") is not None or \
-            importlib.util.find_spec("jax_cuda12_plugin") is not None
-    raise ValueError(f"unknown platform {platform!r}")
+__all__ = ["BackendMissing", "backend_available", "compile_devices", "target_mesh", "mesh_sizes"]
 
 
 @functools.lru_cache(maxsize=32)
@@ -61,9 +28,7 @@ def compile_devices(target: Target) -> tuple[Any, ...]:
     if not backend_available(target.platform):
         what = "libtpu" if target.platform == "tpu" else "the JAX CUDA plugin (jax-cuda12-plugin, jax-cuda12-pjrt)"
         raise BackendMissing(f"compiling for {target.name} needs {what}; {INSTALL_HINT}")
-    from jax.experimental import topologies
-
-    _compiler_env()
+    compiler_env()
     if target.platform == "tpu":
         kwargs = {"chip_config_name": "megacore"} if target.chip.name == "v4" else {}
         topo = topologies.get_topology_desc(target.topology_name, "tpu", **kwargs)
@@ -99,7 +64,5 @@ def mesh_sizes(mesh_cfg: Any, target: Target) -> tuple[int, int, int]:
 
 def target_mesh(mesh_cfg: Any, target: Target) -> Any:
     """The (data, fsdp, tensor) Mesh over the target's compile-only devices, built as a real run builds it."""
-    from s1jax.sharding import make_mesh
-
     data, fsdp, tensor = mesh_sizes(mesh_cfg, target)
     return make_mesh(data=data, fsdp=fsdp, tensor=tensor, devices=list(compile_devices(target)))

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from s1jax import exit_codes
+from s1jax.aot.host_env import BackendMissing, compile_host_env
+from s1jax.aot.targets import TargetError
 from s1jax.cli import app
 
 __all__ = ["COMMAND", "main", "run"]
@@ -29,18 +31,16 @@ COMMAND = app.Command(
 
 def run(cfg: Any, config_name: str = "") -> int:
     """Validate, compile, print; returns the exit code. Takes the resolved ConfigDict (absl-port friendly)."""
-    from s1jax.aot.compile import check_config
-    from s1jax.aot.targets import TargetError
-    from s1jax.aot.topology import BackendMissing
+    # s1jax.aot.compile / .report import JAX, which reads JAX_PLATFORMS when imported: they are imported here, after
+    # main() ran compile_host_env(), never at the top of this module (s1jax.cli.main imports it before main runs)
+    from s1jax.aot.compile import check_config, compile_for_target
+    from s1jax.aot.report import does_not_fit_message, format_report
 
     try:
-        check_config(cfg)  # one-line errors before JAX or a compiler is touched
+        check_config(cfg)  # one-line errors before any program is built or compiled
     except (TargetError, ValueError) as e:
         print(f"s1jax compile: {e}", file=sys.stderr)
         return exit_codes.USAGE
-    from s1jax.aot.compile import compile_for_target
-    from s1jax.aot.report import does_not_fit_message, format_report
-
     try:
         report = compile_for_target(cfg, config_name)
     except (BackendMissing, TargetError, ValueError) as e:
@@ -55,9 +55,7 @@ def run(cfg: Any, config_name: str = "") -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from s1jax.aot.topology import compile_host_env
-
-    compile_host_env()  # before JAX starts: CPU backend only, compilers loaded on demand
+    compile_host_env()  # before JAX is imported: CPU backend only, compilers loaded on demand
     argv = list(sys.argv[1:] if argv is None else argv)
     cfg = app.parse(COMMAND, argv)
     if cfg is None:
