@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import subprocess
 
 import pytest
@@ -176,9 +177,9 @@ def model_dir(tmp_path_factory):
 
 
 def _train_cfg(path: str, target: str, **overrides):
-    from s1jax.train.defaults import default_config
+    from s1jax.config import load_config_file
 
-    cfg = default_config()
+    cfg = load_config_file(str(pathlib.Path(__file__).resolve().parents[1] / "configs" / "train" / "base.py"))
     cfg.model.path, cfg.model.preset, cfg.model.dtype, cfg.model.param_dtype = path, "", "bfloat16", "float32"
     cfg.mesh.update(dict(data=1, fsdp=-1, tensor=1))
     cfg.target = target

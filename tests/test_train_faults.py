@@ -93,7 +93,7 @@ def _copy_run(base_cfg, dest: pathlib.Path, **overrides):
 
 def _abstract_state(cfg):
     """What train() restores into: abstract params/opt_state and their shardings for the tiny config."""
-    from s1jax.model.loading import param_shapes, param_shardings
+    from s1jax.model.params import param_shapes, param_shardings
     from s1jax.sharding import mesh_from_config
     from s1jax.train.optimizer import make_optimizer
     from s1jax.train.step import state_shardings

@@ -8,7 +8,9 @@ usable: the step's temporaries are not split by fsdp.
 Weights: ``huggingface-cli download Qwen/Qwen2.5-7B-Instruct --local-dir checkpoints/Qwen2.5-7B-Instruct``.
 """
 
-from s1jax.train.defaults import default_config
+import os
+
+from s1jax.config import load_config_file
 
 MESHES = {"h100x8": dict(data=1, fsdp=2, tensor=4)}
 
@@ -16,7 +18,7 @@ MESHES = {"h100x8": dict(data=1, fsdp=2, tensor=4)}
 def get_config(target: str = "h100x8"):
     if target not in MESHES:
         raise ValueError(f"unknown target {target!r}; choose from {sorted(MESHES)}")
-    cfg = default_config()
+    cfg = load_config_file(os.path.join(os.path.dirname(os.path.abspath(__file__)), "base.py"))
     cfg.model.path = "checkpoints/Qwen2.5-7B-Instruct"
     cfg.model.preset = "qwen2_5_7b"
     cfg.model.dtype = "bfloat16"
