@@ -39,8 +39,11 @@ def make_row(spec=SPEC, **fields) -> bf.RowState:
     return r
 
 
+_decide = jax.jit(bf.decide, static_argnums=(3,))  # one compile per spec instead of op-by-op dispatch
+
+
 def step(r: bf.RowState, cand: int, spec=SPEC, slot: int = 20):
-    new, fx = bf.decide(r, jnp.asarray([cand], jnp.int32), jnp.asarray([slot], jnp.int32), spec, NL_TABLE)
+    new, fx = _decide(r, jnp.asarray([cand], jnp.int32), jnp.asarray([slot], jnp.int32), spec, NL_TABLE)
     return jax.tree_util.tree_map(lambda x: np.asarray(x)[0], (new, fx))
 
 
@@ -138,7 +141,7 @@ def test_rows_are_independent():
     rows = [make_row(**f) for f, _ in cases]
     batch = jax.tree_util.tree_map(lambda *x: jnp.concatenate(x), *rows)
     cands = jnp.asarray([c for _, c in cases], jnp.int32)
-    new, fx = bf.decide(batch, cands, jnp.full((len(cases),), 20, jnp.int32), SPEC, NL_TABLE)
+    new, fx = _decide(batch, cands, jnp.full((len(cases),), 20, jnp.int32), SPEC, NL_TABLE)
     for i, (f, c) in enumerate(cases):
         one, one_fx = step(make_row(**f), c)
         got = jax.tree_util.tree_map(lambda x: np.asarray(x)[i], (new, fx))

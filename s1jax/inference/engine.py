@@ -10,8 +10,8 @@ A row that feeds writes its own next slot; finished rows feed nothing and do not
 The loop stops when no row is live, a traced step limit is reached, or (``stop_on_finish``, set by the host while
 questions are waiting) a row has just finished, so that the host can harvest it and refill its slot. Every argument
 that changes between calls (step limit, slot ids, prompts, budgets, seeds) is data, so there is one compiled decode
-program per (slots, cache length) and one refill program per (rows refilled at once, prompt bucket); the decode state,
-cache included, is donated. The host loop that drives these programs is ``s1jax.inference.scheduler``.
+program per (slots, cache length) and one refill program per (rows refilled at once: 1 or all, prompt bucket); the
+decode state, cache included, is donated. The host loop that drives these programs is ``s1jax.inference.scheduler``.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class Engine:
         self.cache_dtype = jnp.dtype(dtype)
         # CPU cannot donate (it would only warn); elsewhere the state, cache included, is updated in place.
         donate = (1,) if jax.default_backend() != "cpu" else ()
-        self.init_state = jax.jit(self._init_state, static_argnames=("slots", "max_len"))
+        self.init_state = self._init_state  # zeros: nothing to compile
         self.refill = jax.jit(self._refill, donate_argnums=donate)
         self.decode = jax.jit(self._decode, donate_argnums=donate)
         self.branch = jax.jit(self._branch, donate_argnums=donate)
@@ -189,11 +189,12 @@ class Engine:
         state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), bool)))
         return state
 
-    def _branch(self, params, state: DecodeState, slot, level, index0, out_row) -> DecodeState:
+    def _branch(self, params, state: DecodeState, slot, level, index0, out_row, valid_row) -> DecodeState:
         """Start the budget-sweep branch ``level`` in row ``slot``: the snapshot's row state over the cache prefix
         the thinking run wrote before it, answering into the free slots from ``index0`` (where the thinking run
-        ended); ``out_row`` [N] is the thinking run's output (the branch's prefix). ``params`` is unused (one
-        signature for all programs)."""
+        ended); ``out_row`` [N] and ``valid_row`` [S] are the thinking run's output (the branch's prefix) and valid
+        mask at its end (earlier branches in the slot changed both). ``params`` is unused (one signature for all
+        programs)."""
         del params
         snaps = state.extra
         snap = jax.tree_util.tree_map(lambda x: x[level, slot], snaps.rows)
@@ -203,7 +204,7 @@ class Engine:
         slots = jnp.arange(s)
         tail = snap.tail.slot[:-1]  # [K-1] kept fed tokens at snapshot time
         in_tail = jnp.any((slots[None, :] == tail[:, None]) & (tail[:, None] >= 0), axis=0)
-        valid = (state.cache.valid[slot] & (slots < snaps.index[level, slot])) | in_tail
+        valid = (valid_row & (slots < snaps.index[level, slot])) | in_tail
         cache = state.cache.replace(valid=state.cache.valid.at[slot].set(valid),
                                     index=state.cache.index.at[slot].set(index0))
         n = state.out.shape[1]

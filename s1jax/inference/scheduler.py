@@ -4,8 +4,8 @@ Chunked host loop, chosen over an on-device queue because refilling needs the ho
 text, a budget sweep starts its branches, the progress bar and the stream print) and a refill costs one small
 prefill, not a recompilation. The loop:
 
-1. ``refill`` every free slot with the next pending questions (one call for up to ``R`` of them, ``R`` a power of
-   two <= slots: at most log2(slots) + 1 refill programs per prompt bucket);
+1. ``refill`` every free slot with the next pending questions (one call for all slots at the start, one call per
+   row afterwards: two refill programs per prompt bucket);
 2. ``decode`` until a row finishes while questions are waiting (``stop_on_finish``), or until every row is done;
    with a progress bar or a stream, in chunks of ``PROGRESS_CHUNK`` / ``STREAM_CHUNK`` steps (the step limit is
    data: same program, same tokens);
@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from s1jax.inference import budget as bf
-from s1jax.inference.engine import DecodeState, Engine, bucket
+from s1jax.inference.engine import DecodeState, Engine
 from s1jax.inference.requests import Workload
 from s1jax.inference.results import HOST_FIELDS
 from s1jax.inference.sampling import row_keys
@@ -52,11 +52,13 @@ class Finished:
     out: np.ndarray  # [N] output buffer of the row
     stats: dict[str, Any]  # HOST_FIELDS
     index: int  # cache slots the row used (where a branch answers from)
+    valid: np.ndarray  # [S] bool: the row's cache valid mask
     taken: np.ndarray | None  # [k] bool: sweep snapshots taken by the row (None without a sweep)
 
 
-# on_finish(finished) -> None (the slot is free) or (level, index0, out_row): start that branch in the same slot.
-OnFinish = Callable[[Finished], "tuple[int, int, np.ndarray] | None"]
+# on_finish(finished) -> None (the slot is free) or (level, index0, out_row, valid_row): start that branch in the
+# same slot (Engine.branch).
+OnFinish = Callable[[Finished], "tuple[int, int, np.ndarray, np.ndarray] | None"]
 
 
 @dataclasses.dataclass
@@ -129,29 +131,36 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
     chunk = STREAM_CHUNK if stream is not None else PROGRESS_CHUNK if progress else UNBOUNDED
     t0 = time.perf_counter()
 
-    def fill(state: DecodeState) -> DecodeState:
-        free = [i for i in range(b) if task[i] is None]
-        if schedule == "static" and len(free) < b:
-            return state
-        k = min(len(free), len(pending))
-        if k == 0:
-            return state
-        r = min(bucket(k), b)
-        qids = [pending.popleft() for _ in range(k)]
+    def refill(state: DecodeState, qids: list[int], slots: list[int], r: int) -> DecodeState:
+        """Prefill questions ``qids`` into row ``slots`` with the ``r``-row refill program (r >= len(qids))."""
+        k = len(qids)
         prompts = np.zeros((r, p), np.int32)
         lengths = np.ones((r,), np.int32)
         for j, q in enumerate(qids):
             prompts[j, : len(work.ids[q])] = work.ids[q]
             lengths[j] = len(work.ids[q])
         slot_ids = np.full((r,), b, np.int32)  # b: an unused entry (dropped)
-        slot_ids[:k] = free[:k]
+        slot_ids[:k] = slots
         sel = np.array(qids + [0] * (r - k))
         rows = bf.initial_rows(prompts, lengths, engine.spec, row_keys(seed, sel), live=np.arange(r) < k,
                                limits={f: v[sel] for f, v in work.limits.items()})
-        for j, q in enumerate(qids):
-            task[free[j]] = (q, -1)
+        for q, i in zip(qids, slots):
+            task[i] = (q, -1)
         run_stats.refills += 1
         return engine.refill(params, state, slot_ids, prompts, lengths, rows, nl)
+
+    def fill(state: DecodeState) -> DecodeState:
+        """Every free slot gets the next pending question: all slots in one call, else one row per call (two refill
+        programs per prompt bucket, whatever the number of free slots)."""
+        free = [i for i in range(b) if task[i] is None]
+        if schedule == "static" and len(free) < b:
+            return state
+        k = min(len(free), len(pending))
+        if k == b:
+            return refill(state, [pending.popleft() for _ in range(k)], free, b)
+        for i in free[:k]:
+            state = refill(state, [pending.popleft()], [i], 1)
+        return state
 
     try:
         state = fill(state)
@@ -167,7 +176,7 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
             steps = int(new_steps)
             if done:
                 host = jax.device_get({
-                    "out": state.out, "index": state.cache.index,
+                    "out": state.out, "index": state.cache.index, "valid": state.cache.valid,
                     "stats": {f: getattr(state.rows.stats, f) for f in HOST_FIELDS},
                     "taken": getattr(state.extra, "taken", None),
                 })
@@ -175,6 +184,7 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
                     q, level = task[i]
                     fin = Finished(slot=i, question=q, level=level, out=np.asarray(host["out"][i]),
                                    stats={f: host["stats"][f][i] for f in HOST_FIELDS}, index=int(host["index"][i]),
+                                   valid=np.asarray(host["valid"][i]),
                                    taken=None if host["taken"] is None else np.asarray(host["taken"])[:, i])
                     run_stats.kept_tokens += int(fin.stats["out_len"]) if level < 0 else 0
                     if printer is not None and q == stream and level < 0:
@@ -185,10 +195,10 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
                         if bar is not None:
                             bar.update(1)
                     else:
-                        nxt, index0, out_row = follow
+                        nxt, index0, out_row, valid_row = follow
                         task[i] = (q, nxt)
                         state = engine.branch(params, state, np.int32(i), np.int32(nxt), np.int32(index0),
-                                              np.asarray(out_row, np.int32))
+                                              np.asarray(out_row, np.int32), np.asarray(valid_row, bool))
             live_tokens = sum(int(out_len[i]) for i in range(b) if task[i] is not None and i not in done)
             state = fill(state)
             if printer is not None:

@@ -117,16 +117,17 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
                              extra_slots=answer_slots if smaller else 0)
     n = len(questions)
     out: dict[int, list[GenerationResult | None]] = {b: [None] * n for b in levels}
-    branches: dict[int, tuple[list[int], int, np.ndarray]] = {}  # question -> (levels left, index0, thinking out)
+    # question -> (levels left, index0, the thinking run's output and valid mask)
+    branches: dict[int, tuple[list[int], int, np.ndarray, np.ndarray]] = {}
 
-    def next_branch(q: int) -> tuple[int, int, np.ndarray] | None:
-        left, index0, top_out = branches[q]
+    def next_branch(q: int) -> tuple[int, int, np.ndarray, np.ndarray] | None:
+        left, index0, top_out, top_valid = branches[q]
         if not left:
             del branches[q]
             return None
-        return left.pop(0), index0, top_out
+        return left.pop(0), index0, top_out, top_valid
 
-    def on_finish(fin: scheduler.Finished) -> tuple[int, int, np.ndarray] | None:
+    def on_finish(fin: scheduler.Finished) -> tuple[int, int, np.ndarray, np.ndarray] | None:
         q = fin.question
         if fin.level < 0:
             res = to_result(tok, texts[q], top, fin.out, fin.stats)
@@ -135,7 +136,7 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
             for i, b in enumerate(smaller):
                 if not taken[i]:
                     out[b][q] = res
-            branches[q] = ([i for i in range(len(smaller)) if taken[i]], fin.index, fin.out.copy())
+            branches[q] = ([i for i in range(len(smaller)) if taken[i]], fin.index, fin.out.copy(), fin.valid.copy())
         else:
             sub = dataclasses.replace(top, max_thinking_tokens=smaller[fin.level])
             out[smaller[fin.level]][q] = to_result(tok, texts[q], sub, fin.out, fin.stats)
