@@ -71,7 +71,7 @@ def test_compiled_once_across_refills(model, tok, two_slot_run):
     other = [dataclasses.replace(b, max_thinking_tokens=b.max_thinking_tokens + 1) for b in MIXED[::-1]]
     s1jax.generate(model, tok, QUESTIONS[::-1], budget=other, batch_size=2, progress=False)
     assert engine.decode._cache_size() == decode
-    assert engine.refill._cache_size() == refill  # refills of 1 and 2 rows into the same prompt bucket
+    assert engine.refill._cache_size() == refill  # one refill program per prompt bucket
 
 
 def test_sweep_on_continuous_batching(model, tok):

@@ -10,7 +10,7 @@ A row that feeds writes its own next slot; finished rows feed nothing and do not
 The loop stops when no row is live, a traced step limit is reached, or (``stop_on_finish``, set by the host while
 questions are waiting) a row has just finished, so that the host can harvest it and refill its slot. Every argument
 that changes between calls (step limit, slot ids, prompts, budgets, seeds) is data, so there is one compiled decode
-program per (slots, cache length) and one refill program per (rows refilled at once: 1 or all, prompt bucket); the
+program per (slots, cache length) and one refill program per prompt bucket (the host refills one row per call); the
 decode state, cache included, is donated. The host loop that drives these programs is ``s1jax.inference.scheduler``.
 """
 

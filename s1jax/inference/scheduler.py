@@ -4,8 +4,8 @@ Chunked host loop, chosen over an on-device queue because refilling needs the ho
 text, a budget sweep starts its branches, the progress bar and the stream print) and a refill costs one small
 prefill, not a recompilation. The loop:
 
-1. ``refill`` every free slot with the next pending questions (one call for all slots at the start, one call per
-   row afterwards: two refill programs per prompt bucket);
+1. ``refill`` every free slot with the next pending question (one row per call: one refill program per prompt
+   bucket, whatever the number of free slots);
 2. ``decode`` until a row finishes while questions are waiting (``stop_on_finish``), or until every row is done;
    with a progress bar or a stream, in chunks of ``PROGRESS_CHUNK`` / ``STREAM_CHUNK`` steps (the step limit is
    data: same program, same tokens);
@@ -150,15 +150,12 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
         return engine.refill(params, state, slot_ids, prompts, lengths, rows, nl)
 
     def fill(state: DecodeState) -> DecodeState:
-        """Every free slot gets the next pending question: all slots in one call, else one row per call (two refill
-        programs per prompt bucket, whatever the number of free slots)."""
+        """Every free slot gets the next pending question, one row per call: one refill program per prompt bucket,
+        whatever the number of free slots (compile time over a batched first prefill)."""
         free = [i for i in range(b) if task[i] is None]
         if schedule == "static" and len(free) < b:
             return state
-        k = min(len(free), len(pending))
-        if k == b:
-            return refill(state, [pending.popleft() for _ in range(k)], free, b)
-        for i in free[:k]:
+        for i in free[: len(pending)]:
             state = refill(state, [pending.popleft()], [i], 1)
         return state
 
