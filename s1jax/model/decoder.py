@@ -70,7 +70,7 @@ class Attention(nn.Module):
     attention_impl: str | None = None
 
     @nn.compact
-    def __call__(self, x, cos, sin, mask, layer_kv, read_len):
+    def __call__(self, x, cos, sin, mask, cache_kv, layer, read_len):
         c = self.config
 
         def proj(name: str, heads: int, heads_axis: str, bias: bool):
@@ -90,10 +90,11 @@ class Attention(nn.Module):
         q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
 
         new_kv = None
-        if layer_kv is not None:
-            # mask = (old slots [batch, max_len], new tokens [batch, new]) valid masks; the cache is read only (up to
-            # read_len slots) and only the new keys/values leave the layer (the decoder appends them in one update).
-            out = cached_attention(q, layer_kv[0], layer_kv[1], mask[0], k, v, mask[1], read_len)
+        if cache_kv is not None:
+            # mask = (old slots [batch, max_len], new tokens [batch, new]) valid masks; the cache (every layer's, this
+            # one at ``layer``) is read only, in blocks up to read_len slots, and only the new keys/values leave the
+            # layer (the decoder appends them in one update).
+            out = cached_attention(q, cache_kv[0], cache_kv[1], mask[0], k, v, mask[1], read_len, layer=layer)
             new_kv = (k, v)
         elif self.attention_impl == "chunked":
             out = chunked_attention(q, k, v, mask)  # [batch, seq, heads, head_dim]
@@ -141,7 +142,10 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    """One pre-norm block; signature ``(carry, per_layer_kv, *broadcast) -> (carry, new_kv)`` for ``nn.scan``."""
+    """One pre-norm block; signature ``(carry, layer index, *broadcast) -> (carry, new_kv)`` for ``nn.scan``.
+
+    The KV cache is broadcast whole (not scanned over): slicing a layer out of it per scan step would copy the whole
+    layer's capacity each step; the attention reads only the blocks it needs from the stacked buffer."""
 
     config: ModelConfig
     dtype: Any
@@ -149,11 +153,11 @@ class DecoderLayer(nn.Module):
     attention_impl: str | None = None
 
     @nn.compact
-    def __call__(self, x, layer_kv, cos, sin, mask, read_len):
+    def __call__(self, x, layer, cos, sin, mask, read_len, cache_kv):
         c = self.config
         h = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype, name="input_layernorm")(x)
         attn, new_kv = Attention(c, self.dtype, self.param_dtype, self.attention_impl, name="self_attn")(
-            h, cos, sin, mask, layer_kv, read_len
+            h, cos, sin, mask, cache_kv, layer, read_len
         )
         x = x + attn
         h = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype, name="post_attention_layernorm")(x)
@@ -195,7 +199,7 @@ class Decoder(nn.Module):
             layer_cls,
             variable_axes={"params": 0},
             split_rngs={"params": True},
-            in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+            in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
             length=c.num_layers,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )(c, self.dtype, self.param_dtype, self.attention_impl)
@@ -226,11 +230,13 @@ class Decoder(nn.Module):
             token_mask = jnp.ones(input_ids.shape, jnp.bool_) if attention_mask is None else attention_mask.astype(bool)
             masks = (old_slots_mask(cache), token_mask)
             read_len = read_length(cache, token_mask)
-            x, (k_new, v_new) = self.layers(x, (cache.k, cache.v), cos, sin, masks, read_len)
+            layers = jnp.arange(self.config.num_layers, dtype=jnp.int32)
+            x, (k_new, v_new) = self.layers(x, layers, cos, sin, masks, read_len, (cache.k, cache.v))
             new_cache = append(cache, k_new, v_new, token_mask)  # k_new: [layers, batch, new, kv_heads, head_dim]
         else:
             mask = _full_mask(attention_mask, segment_ids)
-            x, _ = self.layers(x, None, cos, sin, mask, jnp.zeros((), jnp.int32))
+            layers = jnp.arange(self.config.num_layers, dtype=jnp.int32)
+            x, _ = self.layers(x, layers, cos, sin, mask, jnp.zeros((), jnp.int32), None)
             new_cache = None
 
         x = self.norm(x)  # [batch, seq, embed]
@@ -251,11 +257,14 @@ DECODE_ATTENTION_BLOCK = 256  # cache slots per key block of the cached (prefill
 
 
 def cached_attention(q: Array, k_old: Array, v_old: Array, old_valid: Array, k_new: Array, v_new: Array,
-                     new_valid: Array, read_len: Array | None = None, block: int = DECODE_ATTENTION_BLOCK) -> Array:
+                     new_valid: Array, read_len: Array | None = None, block: int = DECODE_ATTENTION_BLOCK,
+                     layer: Array | None = None) -> Array:
     """Attention of new tokens over the cache (read only) and over themselves (causal), with an online softmax.
 
     q: [batch, new, heads, head_dim]; k_old, v_old: [batch, max_len, kv_heads, head_dim]; old_valid: [batch, max_len];
     k_new, v_new: [batch, new, kv_heads, head_dim]; new_valid: [batch, new]. Returns [batch, new, heads, head_dim].
+    With ``layer`` (a traced index), k_old / v_old are every layer's cache [layers, batch, max_len, kv_heads,
+    head_dim] and only this layer's blocks are read (no per-layer copy of the whole capacity).
 
     The cache is read in key blocks of ``block`` slots, only up to ``read_len`` (a traced scalar: the loop's trip
     count is dynamic), so a decode step costs what the rows have written, not the cache capacity. Never
@@ -263,7 +272,7 @@ def cached_attention(q: Array, k_old: Array, v_old: Array, old_valid: Array, k_n
     nothing (padding) get zeros, not NaNs.
     """
     batch, new, heads, head_dim = q.shape
-    max_len, kv_heads = k_old.shape[1], k_old.shape[2]
+    max_len, kv_heads = k_old.shape[-3], k_old.shape[-2]
     qg = q.reshape(batch, new, kv_heads, heads // kv_heads, head_dim)  # [batch, new, kv, group, head_dim]
     scale = head_dim**-0.5
     neg = jnp.finfo(jnp.float32).min
@@ -289,11 +298,16 @@ def cached_attention(q: Array, k_old: Array, v_old: Array, old_valid: Array, k_n
         read_len = jnp.asarray(max_len, jnp.int32)
     num_blocks = (jnp.minimum(read_len, max_len) + block - 1) // block
 
+    def read_block(cache: Array, start: Array) -> Array:
+        if layer is None:
+            return jax.lax.dynamic_slice_in_dim(cache, start, block, axis=1)
+        size = (1, cache.shape[1], block) + cache.shape[3:]
+        return jax.lax.dynamic_slice(cache, (layer, 0, start, 0, 0), size)[0]
+
     def body(i, carry):
         nominal = i * block
         start = jnp.minimum(nominal, max_len - block)  # the last block is shifted back; overlap is masked
-        keys = jax.lax.dynamic_slice_in_dim(k_old, start, block, axis=1)  # [batch, block, kv_heads, head_dim]
-        values = jax.lax.dynamic_slice_in_dim(v_old, start, block, axis=1)
+        keys, values = read_block(k_old, start), read_block(v_old, start)  # [batch, block, kv_heads, head_dim]
         valid = jax.lax.dynamic_slice_in_dim(old_valid, start, block, axis=1)  # [batch, block]
         valid = valid & (start + jnp.arange(block) >= nominal)[None, :]
         values = jnp.where(valid[:, :, None, None], values, 0)  # unwritten slots may hold anything, even NaN
