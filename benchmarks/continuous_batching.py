@@ -15,8 +15,8 @@ skewed    per-question thinking lengths drawn (seeded) from a lognormal (median 
           slots), the share of computed row-steps that produce a kept token.
 capacity  batch 16, rows refilled with --written-token prompts, 24 decode steps (never stopping), ms/step at
           cache capacity 256 and 4096 slots per row: the attention reads only the written slots.
-compile   lower + compile of the decode program (16 slots) and the refill program (16 rows, 256-token bucket) from
-          abstract shapes, per cache capacity.
+compile   lower + compile of the decode program (16 slots) and the refill program (one row, 256-token prompt
+          bucket, into 16 slots) from abstract shapes, per cache capacity.
 torch     ``transformers`` greedy ``generate`` with min = max = 128 new tokens vs ``s1jax.generate`` forced to 128
           thinking tokens (min = max; its answer is cut at the forced "Final Answer:" queue), both fp32 on the same
           left-padded prompts; tokens/s = generated tokens / wall time, prefill included, warm.
@@ -151,17 +151,17 @@ def compile_times(args) -> None:
     rows_b = empty_rows(engine.spec, b)
     print(f"compile time (lower + compile, abstract shapes), {b} slots, SmolLM2-135M fp32, "
           f"{jax.devices()[0].device_kind}")
-    print("| cache slots per row | decode (s) | refill, 16 x 256 prompt (s) |")
+    print("| cache slots per row | decode (s) | refill, 1 x 256 prompt (s) |")
     print("|---|---|---|")
     for cap in args.capacities:
         state = jax.eval_shape(functools.partial(engine._init_state, slots=b, max_len=cap), rows_b, None)
         t = time.perf_counter()
         engine.decode.lower(params, state, nl, np.int32(0), np.bool_(False)).compile()
         t_dec = time.perf_counter() - t
-        rows = jax.eval_shape(lambda: empty_rows(engine.spec, b))
+        rows = jax.eval_shape(lambda: empty_rows(engine.spec, 1))
         t = time.perf_counter()
-        engine.refill.lower(params, state, jax.ShapeDtypeStruct((b,), jnp.int32),
-                            jax.ShapeDtypeStruct((b, p), jnp.int32), jax.ShapeDtypeStruct((b,), jnp.int32),
+        engine.refill.lower(params, state, jax.ShapeDtypeStruct((1,), jnp.int32),
+                            jax.ShapeDtypeStruct((1, p), jnp.int32), jax.ShapeDtypeStruct((1,), jnp.int32),
                             rows, nl).compile()
         print(f"| {cap} | {t_dec:.1f} | {time.perf_counter() - t:.1f} |")
 
