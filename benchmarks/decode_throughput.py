@@ -10,8 +10,8 @@ Columns, per batch size (tokens/s = batch x decode steps / wall time of the deco
   plain          the same decoder and cache in a bare greedy ``while_loop`` (no state machine): BF overhead % is
                  plain vs s1jax
   torch          ``transformers`` ``generate`` (greedy, min=max new tokens) of the same architecture and dtype
-  roofline       batch / (bytes read per step / bandwidth): parameters + the KV cache the step reads (all slots
-                 of the cache for s1jax, which attends over a fixed-size buffer)
+  roofline       batch / (bytes read per step / bandwidth): parameters + the KV cache the step reads (the written
+                 slots: the engine reads each step only up to the longest live row, prompt + new/2 on average)
 No ml_collections / datasets imports: it runs on a bare accelerator box with jax, flax and (optionally) torch.
 """
 
@@ -29,7 +29,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from s1jax.inference import budget as bf  # noqa: E402
-from s1jax.inference.engine import Engine, initial_rows, round_up  # noqa: E402
+from s1jax.inference.engine import Engine, round_up  # noqa: E402
+from s1jax.inference.scheduler import empty_rows  # noqa: E402
 from s1jax.inference.sampling import Sampling, row_keys  # noqa: E402
 from s1jax.model.config import ModelConfig  # noqa: E402
 from s1jax.model.params import build_decoder  # noqa: E402
@@ -73,17 +74,21 @@ def spec_for(config: ModelConfig, forcing: bool) -> bf.ForcingSpec:
 
 
 def engine_run(model, engine: Engine, prompts, mask, new_tokens: int, num_ignore: int) -> tuple[float, int]:
+    """Every row refilled at once, then one decode call to the end; returns (decode wall time, decode steps)."""
     b, p = prompts.shape
     spec = engine.spec
     s = round_up(p + new_tokens + 16, 128)
     nl = jnp.zeros((model.config.vocab_size,), bool)
     full = lambda v: np.full((b,), v)  # noqa: E731
-    rows = initial_rows(prompts, mask, spec, row_keys(0, np.arange(b)), np.ones(b, bool), full(new_tokens),
-                        full(0), full(num_ignore), full(0))
-    state = engine.prefill(model.params, prompts, mask, rows, nl, None, max_len=s)
+    lengths = mask.sum(axis=1).astype(np.int32)
+    rows = bf.initial_rows(prompts, lengths, spec, row_keys(0, np.arange(b)), np.ones(b, bool),
+                           dict(max_think=full(new_tokens), min_think=full(0), num_ignore=full(num_ignore),
+                                max_answer=full(0)))
+    state = engine.init_state(empty_rows(spec, b), None, slots=b, max_len=s)
+    state = engine.refill(model.params, state, np.arange(b, dtype=np.int32), prompts, lengths, rows, nl)
     jax.block_until_ready(state)
     t = time.perf_counter()
-    state = engine.decode(model.params, state, nl, np.int32(s + 1))
+    state = engine.decode(model.params, state, nl, np.int32(s + 1), np.bool_(False))
     jax.block_until_ready(state)
     return time.perf_counter() - t, int(state.steps)
 
@@ -197,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             best[name] = max(b * steps / t for t, steps in runs)
         t_torch = None if args.no_torch else torch_run(config, args.dtype, prompts, args.new_tokens, args.repeats)
         torch_tps = b * args.new_tokens / t_torch if t_torch else float("nan")
-        slots = round_up(args.prompt_len + args.new_tokens + 16, 128)
-        step_bytes = param_bytes + b * slots * kv_per_slot
+        slots_read = args.prompt_len + args.new_tokens / 2  # mean written length over the decode
+        step_bytes = param_bytes + b * slots_read * kv_per_slot
         roof = b / (step_bytes / (gbps * 1e9))
         overhead = 100.0 * (best["plain"] / best["on"] - 1.0)
         print(f"{b:>5} | {best['s1jax']:>11.1f} | {best['plain']:>11.1f} | {best['on']:>11.1f} | {overhead:>8.1f} | "

@@ -139,17 +139,18 @@ class _Bar:
         pass
 
 
-def test_progress_over_decode_steps(model, tok, monkeypatch):
-    """progress=True runs the decode loop in chunks (same program, same tokens) and advances a bar of steps."""
+def test_progress_over_questions(model, tok, monkeypatch):
+    """progress=True syncs every PROGRESS_CHUNK steps (same program, same tokens) and advances a bar of questions
+    with the token rate."""
     import numpy as np
 
     from s1jax.inference import budget as bf
-    from s1jax.inference import host as g
+    from s1jax.inference import scheduler
     from s1jax.inference.engine import get_engine
 
     bars: list[_Bar] = []
-    monkeypatch.setattr(g, "_tqdm", lambda **kw: bars.append(_Bar(**kw)) or bars[-1])
-    monkeypatch.setattr(g, "PROGRESS_CHUNK", 8)
+    monkeypatch.setattr(scheduler, "_tqdm", lambda **kw: bars.append(_Bar(**kw)) or bars[-1])
+    monkeypatch.setattr(scheduler, "PROGRESS_CHUNK", 8)
     qs = QUESTIONS[:3]
     plain = s1jax.generate(model, tok, qs, budget=BUDGET, progress=False)
     engine = get_engine(model.config, np.dtype(model.dtype).name, model.attention_impl,
@@ -159,14 +160,13 @@ def test_progress_over_decode_steps(model, tok, monkeypatch):
     assert [r.token_ids for r in shown] == [r.token_ids for r in plain]
     assert engine.decode._cache_size() == compiled  # max_steps is traced: no new program
     (bar,) = bars
-    assert bar.kwargs["unit"] == "step" and len(bar.updates) > 1 and all(u > 0 for u in bar.updates)
-    assert bar.n >= max(len(r.token_ids) for r in plain) - 1  # one step per token after the prefill's first
-    assert bar.postfix[-1].startswith(f"rows done {len(qs)}/{len(qs)}")
+    assert bar.kwargs["unit"] == "q" and bar.total == len(qs) and bar.n == len(qs)
+    assert len(bar.postfix) > 1 and all("tok/s" in p for p in bar.postfix)
+    assert bar.postfix[-1].endswith("live 0/4")
 
     bars.clear()
     plain_sweep = s1jax.generate_budget_sweep(model, tok, qs, [4, 12], budget=BUDGET, progress=False)
     shown_sweep = s1jax.generate_budget_sweep(model, tok, qs, [4, 12], budget=BUDGET, progress=True)
     for b in (4, 12):
         assert [r.token_ids for r in shown_sweep[b]] == [r.token_ids for r in plain_sweep[b]]
-    assert [x.kwargs["desc"] for x in bars] == ["think", "answer@4"]
-    assert len(bars[0].updates) > 1
+    assert [x.kwargs["desc"] for x in bars] == ["sweep"] and bars[0].n == len(qs)

@@ -22,12 +22,12 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from s1jax.aot import analytic
 from s1jax.inference.budget import ForcingSpec
-from s1jax.inference.engine import Engine, bucket, initial_rows
+from s1jax.inference.budget import initial_rows
+from s1jax.inference.engine import Engine, bucket
+from s1jax.inference.scheduler import empty_rows
 from s1jax.inference.sampling import Sampling, row_keys
 from s1jax.model.config import ModelConfig
-from s1jax.model.decoder import Decoder
-from s1jax.model.kv_cache import init_cache
-from s1jax.model.params import param_shapes, param_shardings
+from s1jax.model.params import build_decoder, param_shapes, param_shardings
 from s1jax.model.presets import preset_config
 from s1jax.train.checkpoint import read_model_config
 from s1jax.train.optimizer import make_optimizer
@@ -163,8 +163,8 @@ def train_programs(cfg: Any, mesh: Mesh, config: ModelConfig) -> list[Program]:
     # the module exactly as s1jax.train.sft.train builds it
     platform = next(iter(mesh.devices.flat)).platform
     attention, notes = attention_for_target(cfg.model.attention_impl, platform)
-    module = Decoder(config, dtype=jnp.dtype(cfg.model.dtype), param_dtype=param_dtype, remat_policy=t.remat,
-                     attention_impl=attention)
+    module = build_decoder(config, dtype=cfg.model.dtype, param_dtype=param_dtype, remat_policy=t.remat,
+                           attention_impl=attention, mesh=mesh)
     step = make_train_step(module, tx, schedule, shardings, b_shard, loss_chunk=int(t.loss_chunk),
                            nan_policy=t.nan_policy)
     m = dict(mesh.shape)
@@ -241,42 +241,43 @@ def inference_programs(cfg: Any, mesh: Mesh, config: ModelConfig, rows: int) -> 
 
 def engine_programs(engine: Any, mesh: Mesh, params: Any, rows: int, prompt_len: int, cache_len: int,
                     knobs: tuple[str, ...]) -> list[Program]:
-    """The device programs ``s1jax.generate`` runs for one batch: ``engine.prefill`` then ``engine.decode`` (the
-    whole budget-forcing ``while_loop``). The one place that knows the engine's calling convention: re-point it
-    when the engine changes.
+    """The device programs ``s1jax.generate`` runs: ``engine.refill`` (one question prefilled into a free row slot,
+    once per question) and ``engine.decode`` (the budget-forcing ``while_loop`` over every slot). The one place that
+    knows the engine's calling convention: re-point it when the engine changes.
 
-    The functions are the engine's own; they are wrapped here as ``Engine.__init__`` wraps them on an
-    accelerator (prefill's cache and the decode state donated; on this CPU host the engine would turn donation off).
-    Host inputs (prompts, row state, newline table) are replicated, as jit places NumPy arguments next to sharded
-    weights; so is the empty KV cache, as ``Engine.prefill`` makes it (``init_cache`` outside the program, an
-    uncommitted array that jit replicates). The decode loop gets the state with the shardings the compiled prefill
+    The functions are the engine's own, wrapped as ``Engine.__init__`` wraps them on an accelerator (the decode
+    state donated; on this CPU host the engine would turn donation off). Host inputs (prompt, row state, newline
+    table) and the zeroed state that ``Engine.init_state`` makes outside any program are replicated, as jit places
+    NumPy arguments next to sharded weights; the decode loop gets the state with the shardings the compiled refill
     gives it."""
     rep = NamedSharding(mesh, PartitionSpec())
-    spec = engine.spec
-    prompts = np.zeros((rows, prompt_len), np.int32)
-    mask = np.ones((rows, prompt_len), np.int32)
-    ones = np.ones((rows,), np.int64)
-    row_state = initial_rows(prompts, mask, spec, row_keys(0, np.arange(rows)), live=np.ones((rows,), bool),
-                             max_think=ones * cache_len, min_think=ones * 0, num_ignore=ones * 0,
-                             max_answer=ones * 512)
     host = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=rep)  # noqa: E731
+    spec = engine.spec
+    state = jax.eval_shape(lambda r: engine.init_state(r, None, slots=rows, max_len=cache_len),
+                           empty_rows(spec, rows))
+    prompts = np.zeros((1, prompt_len), np.int32)
+    lengths = np.full((1,), prompt_len, np.int32)
+    one = np.ones((1,), np.int64)
+    row = initial_rows(prompts, lengths, spec, row_keys(0, np.zeros((1,), np.int64)), live=np.ones((1,), bool),
+                       limits=dict(max_think=one * cache_len, min_think=one * 0, num_ignore=one * 0,
+                                   max_answer=one * 512))
     nl = jax.ShapeDtypeStruct((engine.config.vocab_size,), jnp.bool_, sharding=rep)
-    cache = jax.eval_shape(lambda: init_cache(engine.config, rows, cache_len, engine.cache_dtype))
-    prefill = jax.jit(engine._prefill, donate_argnames=("cache",))
+    refill = jax.jit(engine._refill, donate_argnums=(1,))
     decode = jax.jit(engine._decode, donate_argnums=(1,))
-    prefill_args = (params, host(prompts), host(mask), jax.tree_util.tree_map(host, row_state), nl, None,
-                    jax.tree_util.tree_map(host, cache))
+    refill_args = (params, jax.tree_util.tree_map(host, state), host(np.zeros((1,), np.int32)), host(prompts),
+                   host(lengths), jax.tree_util.tree_map(host, row), nl)
 
     def decode_args(done: dict[str, Any]) -> tuple:
-        lowered, compiled = done["prefill"]
-        state = _abstract(lowered.out_info, compiled.output_shardings)
-        return (params, state, nl, jax.ShapeDtypeStruct((), jnp.int32, sharding=rep))
+        lowered, compiled = done["refill"]
+        decoded = _abstract(lowered.out_info, compiled.output_shardings)
+        scalar = lambda dtype: jax.ShapeDtypeStruct((), dtype, sharding=rep)  # noqa: E731
+        return (params, decoded, nl, scalar(jnp.int32), scalar(jnp.bool_))
 
     config = engine.config
     steps = cache_len - prompt_len
     return [
-        Program("prefill", prefill, prefill_args, f"{rows} x {prompt_len} prompt tokens, cache {cache_len}",
-                analytic.prefill_flops(config, rows, prompt_len), 1, knobs),
+        Program("refill", refill, refill_args, f"1 x {prompt_len} prompt tokens into one of {rows} row slots, "
+                f"cache {cache_len}", analytic.prefill_flops(config, 1, prompt_len), rows, knobs),
         Program("decode", decode, decode_args, f"{rows} rows, up to {steps} steps over a {cache_len}-slot cache",
                 analytic.decode_step_flops(config, rows, cache_len), steps, knobs, timing="memory"),
     ]

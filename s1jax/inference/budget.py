@@ -37,10 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-__all__ = ["Budget", "ForcingSpec", "RowState", "THINKING", "ANSWER", "DONE", "decide", "match_stops", "newline_table"]
+__all__ = ["Budget", "ForcingSpec", "RowState", "Limits", "ForcedQueue", "StopTail", "Stats", "Effects", "Decision",
+           "THINKING", "ANSWER", "DONE", "classify", "decide", "initial_rows", "match_stops", "newline_table"]
 
 THINKING, ANSWER, DONE = 0, 1, 2
-FIN_NONE, FIN_STOP, FIN_LENGTH = 0, 1, 2
+FIN_NONE, FIN_STOP, FIN_LENGTH, FIN_CACHE_FULL = 0, 1, 2, 3
 # Rows of the forced-sequence table.
 Q_IGNORE, Q_END, Q_NL_END_MAX, Q_END_MAX = 0, 1, 2, 3
 UNLIMITED = np.iinfo(np.int32).max
@@ -161,32 +162,91 @@ def newline_table(tok: Any, size: int) -> np.ndarray:
 
 
 @struct.dataclass
+class Limits:
+    """A question's budget, set when it enters a row and never changed by the machine."""
+
+    max_think: jax.Array  # [B] thinking tokens kept at most (UNLIMITED: no cap)
+    min_think: jax.Array  # [B] stops are ignored while fewer thinking tokens are kept
+    num_ignore: jax.Array  # [B] stops ignored regardless
+    max_answer: jax.Array  # [B] tokens sampled in the answer phase at most
+
+
+@struct.dataclass
+class ForcedQueue:
+    """Tokens fed instead of sampled ones (Wait, the thinking end, Final Answer): one table row + a read pointer."""
+
+    tokens: jax.Array  # [B, Q]
+    length: jax.Array  # [B]
+    ptr: jax.Array  # [B] next entry to feed
+
+    @property
+    def pending(self) -> jax.Array:
+        return self.ptr < self.length
+
+
+@struct.dataclass
+class StopTail:
+    """The last fed tokens and their cache slots: stop sequences are matched on them and dropped from them."""
+
+    tok: jax.Array  # [B, K] last fed tokens (prompt included), newest last (-1: none)
+    slot: jax.Array  # [B, K] their cache slots (-1: none)
+    since_forced: jax.Array  # [B] consecutive sampled tokens at the end of the fed sequence
+
+
+@struct.dataclass
+class Stats:
+    """What the result reports: the kept output, the thinking/answer split and why the row ended."""
+
+    out_len: jax.Array  # [B] tokens recorded in the output buffer (the kept sequence after the prompt)
+    think_len: jax.Array  # [B] output tokens that are thinking (-1 while thinking)
+    answer_count: jax.Array  # [B] tokens sampled in the answer phase
+    n_ignored: jax.Array  # [B] stops ignored
+    hit_max: jax.Array  # [B] bool: thinking was capped at max_think
+    finish: jax.Array  # [B] FIN_*
+    stop_len: jax.Array  # [B] tokens of the answer stop that ended the row
+
+
+@struct.dataclass
 class RowState:
-    """Per-row scalars and small buffers of the decode loop (everything but the KV cache and the output buffer)."""
+    """Per-row state of the decode loop (everything but the KV cache and the output buffer), grouped by job."""
 
     tok: jax.Array  # [B] next token to feed
     pos: jax.Array  # [B] its RoPE position
     phase: jax.Array  # [B] THINKING / ANSWER / DONE
-    queue: jax.Array  # [B, Q] forced tokens
-    q_len: jax.Array  # [B]
-    q_ptr: jax.Array  # [B] next queue entry to feed
-    out_len: jax.Array  # [B] tokens recorded in the output buffer (the kept sequence after the prompt)
-    think_len: jax.Array  # [B] output tokens that are thinking (-1 while thinking)
-    answer_count: jax.Array  # [B] tokens sampled in the answer phase
-    n_ignored: jax.Array  # [B]
-    hit_max: jax.Array  # [B] bool
     suppress: jax.Array  # [B] bool: mask single-token stops at the next draw
-    since_forced: jax.Array  # [B] consecutive sampled tokens at the end of the fed sequence
-    tail_tok: jax.Array  # [B, K] last fed tokens (prompt included), newest last
-    tail_slot: jax.Array  # [B, K] their cache slots (-1: none)
     n_sampled: jax.Array  # [B] draws so far (the PRNG counter)
-    finish: jax.Array  # [B] FIN_*
-    stop_len: jax.Array  # [B] tokens of the answer stop that ended the row
     key: jax.Array  # [B, 2] raw PRNG key of the row
-    max_think: jax.Array  # [B]
-    min_think: jax.Array  # [B]
-    num_ignore: jax.Array  # [B]
-    max_answer: jax.Array  # [B]
+    limits: Limits
+    queue: ForcedQueue
+    tail: StopTail
+    stats: Stats
+
+
+@struct.dataclass
+class Effects:
+    """What one decision asks of the caller besides the new row state."""
+
+    write_idx: jax.Array  # [B] output position of the decided token
+    write_tok: jax.Array  # [B] the decided token (fed next)
+    record: jax.Array  # [B] bool: append it to the output (False for a dropped stop / a re-fed token)
+    invalid_slots: jax.Array  # [B, K] cache slots whose tokens were dropped (-1: none)
+
+
+@struct.dataclass
+class Decision:
+    """The named conditions of one step, all [B] (computed once by ``classify``, read by the steps after it)."""
+
+    active: jax.Array  # row not DONE
+    cap: jax.Array  # thinking budget reached: force the end of thinking now
+    answer_exhausted: jax.Array  # answer budget spent and nothing queued: the row ends without feeding
+    sampled: jax.Array  # the candidate is the row's own draw (no cap, nothing queued, not exhausted)
+    stop: jax.Array  # the draw completes a thinking stop sequence
+    stop_prefix: jax.Array  # fed tokens of that stop to drop (its length - 1; 0 when no stop)
+    ignore: jax.Array  # the stop is ignored (num_ignore / min_thinking): inject ignore_str or re-feed
+    natural: jax.Array  # the stop is accepted: thinking ends by itself
+    refeed: jax.Array  # ignored with an empty ignore_str: re-feed the token before the stop
+    answer_stop: jax.Array  # the draw completes an answer stop
+    answer_stop_len: jax.Array  # its length
 
 
 def match_stops(tail_tok: jax.Array, since_forced: jax.Array, cand: jax.Array,
@@ -211,93 +271,156 @@ def _shift_right(x: jax.Array, shift: jax.Array, fill: int) -> jax.Array:
     return jnp.where(src >= 0, jnp.take_along_axis(x, jnp.clip(src, 0, k - 1), axis=1), fill)
 
 
+def _push(x: jax.Array, new: jax.Array, where: jax.Array) -> jax.Array:
+    """Append ``new`` [B] as the newest entry of ``x`` [B, K] on the rows ``where``."""
+    return jnp.where(where[:, None], jnp.concatenate([x[:, 1:], new[:, None]], axis=1), x)
+
+
+def classify(r: RowState, cand: jax.Array, spec: ForcingSpec, force_cap: bool = False) -> Decision:
+    """Step 1: which situation each row is in, given its freshly drawn candidate ``cand`` [B]."""
+    active = r.phase != DONE
+    thinking, answering = r.phase == THINKING, r.phase == ANSWER
+    pending = r.queue.pending
+    cap = thinking & ((r.stats.out_len >= r.limits.max_think) | force_cap)
+    answer_exhausted = answering & ~pending & (r.stats.answer_count >= r.limits.max_answer)
+    sampled = active & ~cap & ~pending & ~answer_exhausted
+
+    t_match, t_len = match_stops(r.tail.tok, r.tail.since_forced, cand, spec.think_stops)
+    stop = sampled & thinking & t_match
+    stop_prefix = jnp.where(stop, t_len - 1, 0)
+    kept = r.stats.out_len - stop_prefix
+    ignore = stop & ((r.stats.n_ignored < r.limits.num_ignore) | (kept < r.limits.min_think))
+    refeed = ignore if not spec.ignore else jnp.zeros_like(ignore)
+    a_match, a_len = match_stops(r.tail.tok, r.tail.since_forced, cand, spec.answer_stops)
+    return Decision(active=active, cap=cap, answer_exhausted=answer_exhausted, sampled=sampled, stop=stop,
+                    stop_prefix=stop_prefix, ignore=ignore, natural=stop & ~ignore, refeed=refeed,
+                    answer_stop=sampled & answering & a_match, answer_stop_len=a_len)
+
+
+def load_queue(r: RowState, d: Decision, spec: ForcingSpec, nl_table: jax.Array) -> tuple[ForcedQueue, jax.Array]:
+    """Step 2: queue a forced sequence where the step calls for one -> (queue, loaded [B] bool).
+
+    Cap: ``"\n" + thinking_end + "\nFinal Answer:"`` (no leading newline after a token ending in one); ignored stop:
+    ``ignore_str`` (nothing when it is empty: the row re-feeds instead); accepted stop: ``thinking_end``."""
+    needs_nl = (r.stats.out_len == 0) | ~nl_table[r.tail.tok[:, -1]]
+    kind = jnp.full(d.cap.shape, -1, jnp.int32)
+    kind = jnp.where(d.cap, jnp.where(needs_nl, Q_NL_END_MAX, Q_END_MAX), kind)
+    kind = jnp.where(d.ignore & ~d.refeed, Q_IGNORE, kind)
+    kind = jnp.where(d.natural, Q_END, kind)
+    loaded = kind >= 0
+    table, lens = spec.forced_table()
+    safe = jnp.maximum(kind, 0)
+    q = r.queue
+    return ForcedQueue(
+        tokens=jnp.where(loaded[:, None], jnp.asarray(table)[safe], q.tokens),
+        length=jnp.where(loaded, jnp.asarray(lens)[safe], q.length),
+        ptr=jnp.where(loaded, 0, q.ptr),
+    ), loaded
+
+
+def next_token(r: RowState, d: Decision, queue: ForcedQueue, loaded: jax.Array,
+               cand: jax.Array) -> tuple[jax.Array, jax.Array, ForcedQueue]:
+    """Step 3: the token fed next -> (token [B], from_queue [B] bool, queue with its pointer advanced).
+
+    Priority: the token before a dropped stop (re-feed), then the queue head, then the candidate."""
+    k = r.tail.tok.shape[1]
+    from_queue = d.active & (loaded | (r.queue.pending & ~d.cap)) & ~d.refeed
+    head = jnp.take_along_axis(queue.tokens, jnp.clip(queue.ptr, 0, queue.tokens.shape[1] - 1)[:, None], axis=1)[:, 0]
+    before_stop = jnp.take_along_axis(r.tail.tok, jnp.clip(k - 1 - d.stop_prefix, 0, k - 1)[:, None], axis=1)[:, 0]
+    token = jnp.where(d.refeed, before_stop, jnp.where(from_queue, head, cand))
+    return token, from_queue, queue.replace(ptr=queue.ptr + from_queue.astype(jnp.int32))
+
+
+def advance_phase(r: RowState, d: Decision) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Step 4: THINKING -> ANSWER on a cap or an accepted stop; ANSWER -> DONE on an answer stop or exhaustion.
+    -> (phase, finish, answer_count)."""
+    answering = r.phase == ANSWER
+    answer_count = r.stats.answer_count + (d.sampled & answering).astype(jnp.int32)
+    done = d.answer_exhausted | d.answer_stop | (d.sampled & answering & (answer_count >= r.limits.max_answer))
+    phase = jnp.where(d.cap | d.natural, ANSWER, r.phase)
+    phase = jnp.where(done, DONE, phase)
+    finish = jnp.where(d.answer_stop, FIN_STOP, jnp.where(done, FIN_LENGTH, r.stats.finish))
+    return phase, finish, answer_count
+
+
+def update_tail(r: RowState, d: Decision, token: jax.Array, slot_next: jax.Array,
+                drop: jax.Array) -> tuple[StopTail, jax.Array]:
+    """Step 5: drop the last ``drop`` fed tokens and push the new one -> (tail, invalid_slots [B, K] of the dropped)."""
+    k = r.tail.tok.shape[1]
+    take_cand = d.sampled & ~d.stop
+    push = d.active & ~d.answer_exhausted
+    slot = jnp.broadcast_to(slot_next, token.shape).astype(jnp.int32)
+    from_end = k - 1 - jnp.arange(k)[None, :]
+    tail = StopTail(
+        tok=_push(_shift_right(r.tail.tok, drop, -1), token, push),
+        slot=_push(_shift_right(r.tail.slot, drop, -1), slot, push),
+        since_forced=jnp.where(take_cand, r.tail.since_forced + 1, 0),
+    )
+    return tail, jnp.where(from_end < drop[:, None], r.tail.slot, -1)
+
+
 def decide(r: RowState, cand: jax.Array, slot_next: jax.Array, spec: ForcingSpec, nl_table: jax.Array,
-           force_cap: bool = False) -> tuple[RowState, dict[str, jax.Array]]:
+           force_cap: bool = False) -> tuple[RowState, Effects]:
     """One step of the state machine for every row, given the freshly sampled candidate ``cand`` [B].
 
-    Returns the new row state and the side effects for the caller: ``write_idx``/``write_tok``/``record`` (append to
-    the output buffer) and ``invalid_slots`` [B, K] (cache slots to invalidate, -1 = none). ``slot_next`` is the
-    cache slot at which the next token will be fed. ``force_cap`` computes the decision a row would take at its
-    budget (used to branch a budget sweep).
+    ``slot_next`` ([] or [B]) is the cache slot at which the next token will be fed. ``force_cap`` computes the
+    decision a row would take at its budget (used to branch a budget sweep). Pure: the steps are ``classify`` ->
+    ``load_queue`` -> ``next_token`` -> ``advance_phase`` -> ``update_tail``; the returned ``Effects`` say what to
+    record in the output buffer and which cache slots to invalidate.
     """
-    k = r.tail_tok.shape[1]
-    active = r.phase != DONE
-    thinking = r.phase == THINKING
-    answering = r.phase == ANSWER
-    has_q = r.q_ptr < r.q_len
-    cap = thinking & ((r.out_len >= r.max_think) | force_cap)
-    ans_exhausted = answering & ~has_q & (r.answer_count >= r.max_answer)
-    sampled = active & ~cap & ~has_q & ~ans_exhausted
-
-    t_match, t_len = match_stops(r.tail_tok, r.since_forced, cand, spec.think_stops)
-    is_stop = sampled & thinking & t_match
-    m = jnp.where(is_stop, t_len - 1, 0)  # fed stop-prefix tokens to drop
-    kept = r.out_len - m
-    ignore = is_stop & ((r.n_ignored < r.num_ignore) | (kept < r.min_think))
-    natural = is_stop & ~ignore
-    refeed = ignore if not spec.ignore else jnp.zeros_like(ignore)
-    drop = m + refeed.astype(jnp.int32)
-    x = jnp.take_along_axis(r.tail_tok, jnp.clip(k - 1 - m, 0, k - 1)[:, None], axis=1)[:, 0]
-
-    a_match, a_len = match_stops(r.tail_tok, r.since_forced, cand, spec.answer_stops)
-    ans_stop = sampled & answering & a_match
-
-    needs_nl = (r.out_len == 0) | ~nl_table[r.tail_tok[:, -1]]
-    kind = jnp.full(cand.shape, -1, jnp.int32)
-    kind = jnp.where(cap, jnp.where(needs_nl, Q_NL_END_MAX, Q_END_MAX), kind)
-    kind = jnp.where(ignore & ~refeed, Q_IGNORE, kind)
-    kind = jnp.where(natural, Q_END, kind)
-    set_q = kind >= 0
-    table, lens = spec.forced_table()
-    table, lens = jnp.asarray(table), jnp.asarray(lens)
-    safe_kind = jnp.maximum(kind, 0)
-    queue = jnp.where(set_q[:, None], table[safe_kind], r.queue)
-    q_len = jnp.where(set_q, lens[safe_kind], r.q_len)
-    q_ptr = jnp.where(set_q, 0, r.q_ptr)
-    from_q = active & (set_q | (has_q & ~cap)) & ~refeed
-    q_head = jnp.take_along_axis(queue, jnp.clip(q_ptr, 0, queue.shape[1] - 1)[:, None], axis=1)[:, 0]
-    nxt = jnp.where(refeed, x, jnp.where(from_q, q_head, cand))
-    q_ptr = q_ptr + from_q.astype(jnp.int32)
-    take_cand = sampled & ~is_stop
-    record = from_q | take_cand
-
-    answer_count = r.answer_count + (sampled & answering).astype(jnp.int32)
-    done_now = ans_exhausted | ans_stop | (sampled & answering & (answer_count >= r.max_answer))
-    phase = jnp.where(cap | natural, ANSWER, r.phase)
-    phase = jnp.where(done_now, DONE, phase)
-    finish = jnp.where(ans_stop, FIN_STOP, jnp.where(done_now, FIN_LENGTH, r.finish))
-
-    tail_tok = _shift_right(r.tail_tok, drop, -1)
-    tail_slot = _shift_right(r.tail_slot, drop, -1)
-    push = active & ~ans_exhausted
-    tail_tok = jnp.where(push[:, None], jnp.concatenate([tail_tok[:, 1:], nxt[:, None]], axis=1), tail_tok)
-    new_slot = jnp.broadcast_to(slot_next, nxt.shape).astype(jnp.int32)
-    tail_slot = jnp.where(push[:, None], jnp.concatenate([tail_slot[:, 1:], new_slot[:, None]], axis=1), tail_slot)
-    from_end = k - 1 - jnp.arange(k)[None, :]
-    invalid_slots = jnp.where(from_end < drop[:, None], r.tail_slot, -1)
-
-    new = r.replace(
-        tok=jnp.where(active, nxt, r.tok),
-        pos=jnp.where(active, r.pos + 1 - drop, r.pos),
-        phase=phase,
-        queue=queue,
-        q_len=q_len,
-        q_ptr=q_ptr,
+    d = classify(r, cand, spec, force_cap)
+    queue, loaded = load_queue(r, d, spec, nl_table)
+    token, from_queue, queue = next_token(r, d, queue, loaded, cand)
+    phase, finish, answer_count = advance_phase(r, d)
+    drop = d.stop_prefix + d.refeed.astype(jnp.int32)
+    tail, invalid_slots = update_tail(r, d, token, slot_next, drop)
+    record = from_queue | (d.sampled & ~d.stop)
+    kept = r.stats.out_len - d.stop_prefix
+    s = r.stats
+    stats = Stats(
         out_len=kept + record.astype(jnp.int32),
-        think_len=jnp.where(cap | natural, kept, r.think_len),
+        think_len=jnp.where(d.cap | d.natural, kept, s.think_len),
         answer_count=answer_count,
-        n_ignored=r.n_ignored + ignore.astype(jnp.int32),
-        hit_max=r.hit_max | cap,
-        suppress=jnp.where(ignore, True, jnp.where(sampled, False, r.suppress)),
-        since_forced=jnp.where(take_cand, r.since_forced + 1, 0),
-        tail_tok=tail_tok,
-        tail_slot=tail_slot,
-        n_sampled=r.n_sampled + sampled.astype(jnp.int32),
+        n_ignored=s.n_ignored + d.ignore.astype(jnp.int32),
+        hit_max=s.hit_max | d.cap,
         finish=finish,
-        stop_len=jnp.where(ans_stop, a_len, r.stop_len),
+        stop_len=jnp.where(d.answer_stop, d.answer_stop_len, s.stop_len),
     )
-    effects = dict(write_idx=kept, write_tok=nxt, record=record, invalid_slots=invalid_slots)
-    return new, effects
+    new = r.replace(
+        tok=jnp.where(d.active, token, r.tok),
+        pos=jnp.where(d.active, r.pos + 1 - drop, r.pos),
+        phase=phase,
+        suppress=jnp.where(d.ignore, True, jnp.where(d.sampled, False, r.suppress)),
+        n_sampled=r.n_sampled + d.sampled.astype(jnp.int32),
+        queue=queue,
+        tail=tail,
+        stats=stats,
+    )
+    return new, Effects(write_idx=kept, write_tok=token, record=record, invalid_slots=invalid_slots)
+
+
+def initial_rows(prompts: np.ndarray, lengths: np.ndarray, spec: ForcingSpec, keys: jax.Array, live: np.ndarray,
+                 limits: dict[str, np.ndarray]) -> RowState:
+    """Row state before the first decision for left-aligned prompts (``prompts[i, :lengths[i]]`` at cache slots
+    ``0 .. lengths[i] - 1``): the 'fed' tokens are the prompt. ``limits``: max_think, min_think, num_ignore,
+    max_answer, each [B]."""
+    b, p = prompts.shape
+    k, q = spec.tail_len, spec.queue_len
+    lengths = np.asarray(lengths, np.int64)
+    slots = lengths[:, None] - k + np.arange(k)[None, :]  # [B, K] the last K prompt slots, newest last
+    real = slots >= 0
+    tail_tok = np.where(real, np.take_along_axis(prompts, np.clip(slots, 0, p - 1), axis=1), -1)
+    i32 = lambda a: jnp.asarray(a, jnp.int32)  # noqa: E731
+    zeros = i32(np.zeros((b,), np.int32))
+    return RowState(
+        tok=i32(prompts[np.arange(b), np.maximum(lengths - 1, 0)]), pos=i32(np.maximum(lengths - 1, 0)),
+        phase=i32(np.where(live, THINKING, DONE)), suppress=jnp.zeros((b,), bool), n_sampled=zeros, key=keys,
+        limits=Limits(**{f: i32(limits[f]) for f in ("max_think", "min_think", "num_ignore", "max_answer")}),
+        queue=ForcedQueue(tokens=jnp.zeros((b, q), jnp.int32), length=zeros, ptr=zeros),
+        tail=StopTail(tok=i32(tail_tok), slot=i32(np.where(real, slots, -1)), since_forced=zeros),
+        stats=Stats(out_len=zeros, think_len=i32(np.full((b,), -1)), answer_count=zeros, n_ignored=zeros,
+                    hit_max=jnp.zeros((b,), bool), finish=zeros, stop_len=zeros),
+    )
 
 
 def suppress_mask(r: RowState, spec: ForcingSpec, vocab: int) -> jax.Array | None:

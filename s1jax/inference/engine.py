@@ -1,42 +1,43 @@
-"""The jitted generation engine: prefill of a left-padded batch, then a ``lax.while_loop`` of decode steps.
+"""The jitted generation programs of the continuous-batching engine: refill slots, decode a chunk, branch a sweep.
 
-Cache layout (``s1jax.model.kv_cache``): one buffer of ``S`` slots shared by all rows. Prefill writes the
-right-aligned prompts into slots ``[0, P)``; decode step ``t`` feeds every live row's next token at slot ``P + t``.
-Rows that are done, and tokens the budget machine drops (a stop sequence, or the token re-fed after an empty
-``ignore_str``), leave invalid slots behind; RoPE positions are per row, so a dropped token is simply rewound.
+Layout (``s1jax.model.kv_cache``, per-row index): ``B`` row slots, each with its own ``S`` cache slots, write
+counter and RoPE positions. A question enters a free row slot by ``refill``: its prompt is prefilled left-aligned at
+cache slots ``[0, L)`` (a small ``[R, P]`` forward pass written into the rows' regions with one scatter; the other
+rows are untouched) and the first token is decided. ``decode`` then runs a ``lax.while_loop`` of decode steps over
+all ``B`` rows: one decoder call on ``[B, 1]`` tokens, one draw per row, one ``budget.decide`` (no host round trip).
+A row that feeds writes its own next slot; finished rows feed nothing and do not widen the attention read.
 
-Each loop iteration: one decoder call on ``[B, 1]`` tokens, one draw per row, one ``budget.decide`` (no host round
-trip). The loop ends when every row is DONE, the cache is full, or a step limit is reached (streaming and progress
-bars run the loop in chunks, carrying the state between calls; the step limit is traced, so that is the same
-program). Programs are cached per (model, spec, sampling) and compiled once per (batch, prompt length, cache length)
-bucket; the decode state (cache included) is donated.
+The loop stops when no row is live, a traced step limit is reached, or (``stop_on_finish``, set by the host while
+questions are waiting) a row has just finished, so that the host can harvest it and refill its slot. Every argument
+that changes between calls (step limit, slot ids, prompts, budgets, seeds) is data, so there is one compiled decode
+program per (slots, cache length) and one refill program per prompt bucket (the host refills one row per call); the
+decode state, cache included, is donated. The host loop that drives these programs is ``s1jax.inference.scheduler``.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
 
 from s1jax.inference import budget as bf
 from s1jax.inference.sampling import Sampling, draw_keys, mask_vocab, sample_logits
-from s1jax.model.api import positions_from_mask
-from s1jax.model.kv_cache import KVCache, init_cache
+from s1jax.model.decoder import Decoder
 from s1jax.model.params import build_decoder
+from s1jax.model.kv_cache import KVCache, init_cache
 
-__all__ = ["DecodeState", "Engine", "bucket", "initial_rows"]
+__all__ = ["DecodeState", "Engine", "Recorder", "bucket", "round_up", "get_engine"]
 
 
 @struct.dataclass
 class DecodeState:
-    cache: KVCache
+    cache: KVCache  # per-row index
     rows: bf.RowState
-    out: jax.Array  # [B, N] recorded tokens after the prompt
-    steps: jax.Array  # [] decode steps run
+    out: jax.Array  # [B, N] recorded tokens after each row's prompt
+    steps: jax.Array  # [] decode steps run (every step computes all B rows)
     extra: Any = None  # e.g. budget-sweep snapshots
 
 
@@ -50,67 +51,57 @@ def round_up(n: int, multiple: int) -> int:
     return -(-int(n) // multiple) * multiple
 
 
-def initial_rows(prompts: np.ndarray, mask: np.ndarray, spec: bf.ForcingSpec, keys: jax.Array, live: np.ndarray,
-                 max_think: np.ndarray, min_think: np.ndarray, num_ignore: np.ndarray,
-                 max_answer: np.ndarray) -> bf.RowState:
-    """Row state before the first decision: the 'fed' tokens are the prompt (right-aligned in ``prompts``)."""
-    b, p = prompts.shape
-    k, q = spec.tail_len, spec.queue_len
-    lengths = mask.sum(axis=1)
-    tail_tok = np.full((b, k), -1, np.int32)
-    tail_slot = np.full((b, k), -1, np.int32)
-    for j in range(k):
-        slot = p - k + j
-        if slot >= 0:
-            real = mask[:, slot].astype(bool)
-            tail_tok[:, j] = np.where(real, prompts[:, slot], -1)
-            tail_slot[:, j] = np.where(real, slot, -1)
-    i32 = lambda a: jnp.asarray(a, jnp.int32)  # noqa: E731
-    zeros = np.zeros((b,), np.int32)
-    return bf.RowState(
-        tok=i32(prompts[:, -1]), pos=i32(np.maximum(lengths - 1, 0)),
-        phase=i32(np.where(live, bf.THINKING, bf.DONE)),
-        queue=jnp.zeros((b, q), jnp.int32), q_len=i32(zeros), q_ptr=i32(zeros),
-        out_len=i32(zeros), think_len=i32(np.full((b,), -1)), answer_count=i32(zeros), n_ignored=i32(zeros),
-        hit_max=jnp.zeros((b,), bool), suppress=jnp.zeros((b,), bool), since_forced=i32(zeros),
-        tail_tok=i32(tail_tok), tail_slot=i32(tail_slot), n_sampled=i32(zeros), finish=i32(zeros),
-        stop_len=i32(zeros), key=keys, max_think=i32(max_think), min_think=i32(min_think),
-        num_ignore=i32(num_ignore), max_answer=i32(max_answer),
-    )
+class Recorder(Protocol):
+    """A per-decision hook carried in ``DecodeState.extra`` (the budget sweep's snapshots)."""
+
+    def record(self, extra: Any, rows: bf.RowState, out: jax.Array, cand: jax.Array, slot_next: jax.Array,
+               nl_table: jax.Array, mask: jax.Array) -> Any: ...
+
+    def reset(self, extra: Any, mask: jax.Array) -> Any: ...
 
 
-def apply_effects(state_cache: KVCache, out: jax.Array, fx: dict[str, jax.Array]) -> tuple[KVCache, jax.Array]:
-    """Record decided tokens and invalidate dropped slots."""
+def apply_effects(cache: KVCache, out: jax.Array, fx: bf.Effects) -> tuple[KVCache, jax.Array]:
+    """Record decided tokens in the output buffer and invalidate the cache slots of dropped tokens."""
     b, n = out.shape
     rows = jnp.arange(b)
-    idx = jnp.clip(fx["write_idx"], 0, n - 1)
-    out = out.at[rows, idx].set(jnp.where(fx["record"], fx["write_tok"], out[rows, idx]))
-    inval = fx["invalid_slots"]  # [B, K]
-    hit = jnp.any(jnp.arange(state_cache.max_len)[None, None, :] == inval[:, :, None], axis=1)  # [B, S]
-    return state_cache.replace(valid=state_cache.valid & ~hit), out
+    idx = jnp.clip(fx.write_idx, 0, n - 1)
+    out = out.at[rows, idx].set(jnp.where(fx.record, fx.write_tok, out[rows, idx]))
+    slots = jnp.where(fx.invalid_slots >= 0, fx.invalid_slots, cache.max_len)  # [B, K]; out of range: no-op
+    valid = cache.valid.at[rows[:, None], slots].set(False, mode="drop")
+    return cache.replace(valid=valid), out
 
 
-RecordFn = Callable[[Any, bf.RowState, jax.Array, jax.Array, jax.Array], Any]
+def _scatter_rows(full: Any, part: Any, slots: jax.Array) -> Any:
+    """Write the leaves of ``part`` (leading axis R) into rows ``slots`` of ``full`` (leading axis B; R..B-1 drop)."""
+    return jax.tree_util.tree_map(lambda f, p: f.at[slots].set(p.astype(f.dtype), mode="drop"), full, part)
+
+
+def _select_rows(mask: jax.Array, new: Any, old: Any) -> Any:
+    def pick(n, o):
+        return jnp.where(mask.reshape(mask.shape + (1,) * (n.ndim - 1)), n, o)
+
+    return jax.tree_util.tree_map(pick, new, old)
 
 
 class Engine:
-    """Compiled prefill/decode programs for one (model config, dtype, forcing spec, sampling)."""
+    """Compiled refill / decode / branch programs for one (model config, dtype, forcing spec, sampling)."""
 
     def __init__(self, config: Any, dtype: Any, attention_impl: str | None, spec: bf.ForcingSpec,
-                 sampling: Sampling, record: RecordFn | None = None):
-        self.config, self.spec, self.sampling, self.record = config, spec, sampling.static(), record
+                 sampling: Sampling, recorder: Recorder | None = None):
+        self.config, self.spec, self.sampling, self.recorder = config, spec, sampling.static(), recorder
         self.attention_impl = attention_impl
         self.cache_dtype = jnp.dtype(dtype)
         # CPU cannot donate (it would only warn); elsewhere the state, cache included, is updated in place.
-        on_cpu = jax.default_backend() == "cpu"
-        self._prefill_jit = jax.jit(self._prefill, donate_argnames=() if on_cpu else ("cache",))
-        self.decode = jax.jit(self._decode, donate_argnums=() if on_cpu else (1,))
+        donate = (1,) if jax.default_backend() != "cpu" else ()
+        self.init_state = self._init_state  # zeros: nothing to compile
+        self.refill = jax.jit(self._refill, donate_argnums=donate)
+        self.decode = jax.jit(self._decode, donate_argnums=donate)
+        self.branch = jax.jit(self._branch, donate_argnums=donate)
 
     # -- pieces ----------------------------------------------------------------------------------------------------
-    def _apply(self, params, ids, positions, mask, cache):
-        module = build_decoder(self.config, dtype=self.cache_dtype, param_dtype=jax.tree_util.tree_leaves(params)[0].dtype,
-                               attention_impl=self.attention_impl)
-        return module.apply({"params": params}, ids, positions, attention_mask=mask, cache=cache)
+    def _module(self, params) -> Decoder:
+        return build_decoder(self.config, dtype=self.cache_dtype, param_dtype=jax.tree_util.tree_leaves(params)[0].dtype,
+                             attention_impl=self.attention_impl)
 
     def _draw(self, rows: bf.RowState, logits: jax.Array) -> jax.Array:
         logits = mask_vocab(logits, self.spec.vocab_size)
@@ -119,56 +110,118 @@ class Engine:
             logits = jnp.where(sup, -1e30, logits)
         return sample_logits(logits, draw_keys(rows.key, rows.n_sampled), self.sampling)
 
-    def _step_decide(self, cache, rows, out, extra, logits, nl_table):
+    def _step_decide(self, state: DecodeState, logits: jax.Array, nl_table: jax.Array,
+                     mask: jax.Array) -> DecodeState:
+        """Draw, record (sweep), decide and apply the effects for the rows in ``mask`` [B]; others are unchanged."""
+        rows, cache, extra = state.rows, state.cache, state.extra
         cand = self._draw(rows, logits)
-        if self.record is not None and extra is not None:
-            extra = self.record(extra, rows, out, cand, cache.index, nl_table)
+        if self.recorder is not None and extra is not None:
+            extra = self.recorder.record(extra, rows, state.out, cand, cache.index, nl_table, mask)
         new_rows, fx = bf.decide(rows, cand, cache.index, self.spec, nl_table)
-        cache, out = apply_effects(cache, out, fx)
-        return cache, new_rows, out, extra
+        fx = fx.replace(record=fx.record & mask, invalid_slots=jnp.where(mask[:, None], fx.invalid_slots, -1))
+        cache, out = apply_effects(cache, state.out, fx)
+        return state.replace(cache=cache, rows=_select_rows(mask, new_rows, rows), out=out, extra=extra)
 
     # -- programs --------------------------------------------------------------------------------------------------
-    def prefill(self, params, prompts, mask, rows: bf.RowState, nl_table, extra, *, max_len: int) -> DecodeState:
-        """Prefill a fresh cache of ``max_len`` slots.
+    def _init_state(self, rows: bf.RowState, extra: Any, *, slots: int, max_len: int) -> DecodeState:
+        """Every slot empty (rows born DONE), a zeroed per-row cache of ``max_len`` slots."""
+        cache = init_cache(self.config, slots, max_len, self.cache_dtype, per_row=True)
+        return DecodeState(cache=cache, rows=rows, out=jnp.zeros((slots, max_len), jnp.int32),
+                           steps=jnp.zeros((), jnp.int32), extra=extra)
 
-        The empty cache is made here, outside the jitted program, and passed in: built inside, its all-invalid
-        mask would be a compile-time constant and XLA would constant-fold the masked attention scores over it
-        (seconds of compile time and a 'Constant folding' warning for every bucket)."""
-        cache = init_cache(self.config, prompts.shape[0], max_len, self.cache_dtype)
-        return self._prefill_jit(params, prompts, mask, rows, nl_table, extra, cache)
+    def _refill(self, params, state: DecodeState, slot_ids, prompts, lengths, rows: bf.RowState,
+                nl_table) -> DecodeState:
+        """Prefill ``prompts`` [R, P] (left-aligned, ``lengths`` [R]) into row slots ``slot_ids`` [R] (>= B: unused
+        entry) and decide each one's first token. Nothing else in the state changes."""
+        r, p = prompts.shape
+        b = state.out.shape[0]
+        module = self._module(params)
+        tmp = init_cache(self.config, r, p, self.cache_dtype)  # the prompts' keys/values, then scattered
+        mask = jnp.arange(p)[None, :] < lengths[:, None]  # [R, P]
+        positions = jnp.broadcast_to(jnp.arange(p, dtype=jnp.int32), (r, p))
+        hidden, tmp = module.apply({"params": params}, prompts, positions, attention_mask=mask, cache=tmp,
+                                   return_hidden=True)  # [R, P, embed]
+        last = hidden[jnp.arange(r), jnp.maximum(lengths - 1, 0)][:, None, :]  # [R, 1, embed]
+        logits = module.apply({"params": params}, last, method=Decoder.logits)[:, 0]  # [R, V]
 
-    def _prefill(self, params, prompts, mask, rows: bf.RowState, nl_table, extra, cache: KVCache) -> DecodeState:
-        b, p = prompts.shape
-        max_len = cache.max_len
-        positions = positions_from_mask(mask)
-        logits, cache = self._apply(params, prompts, positions, mask, cache)
-        out = jnp.zeros((b, max_len - p + 1), jnp.int32)
-        cache, rows, out, extra = self._step_decide(cache, rows, out, extra, logits[:, -1], nl_table)
-        return DecodeState(cache=cache, rows=rows, out=out, steps=jnp.zeros((), jnp.int32), extra=extra)
+        cache = state.cache
+        rows_idx = jnp.broadcast_to(slot_ids[:, None], (r, p))
+        cols = jnp.broadcast_to(jnp.arange(p)[None, :], (r, p))
+        s = cache.max_len
+        valid_rows = jnp.arange(s)[None, :] < lengths[:, None]  # [R, S]
+        cache = cache.replace(
+            k=cache.k.at[:, rows_idx, cols].set(tmp.k, mode="drop"),
+            v=cache.v.at[:, rows_idx, cols].set(tmp.v, mode="drop"),
+            valid=cache.valid.at[slot_ids].set(valid_rows, mode="drop"),
+            index=cache.index.at[slot_ids].set(lengths.astype(jnp.int32), mode="drop"),
+        )
+        refilled = jnp.zeros((b,), bool).at[slot_ids].set(True, mode="drop")
+        extra = state.extra
+        if self.recorder is not None and extra is not None:
+            extra = self.recorder.reset(extra, refilled)
+        state = state.replace(cache=cache, rows=_scatter_rows(state.rows, rows, slot_ids),
+                              out=jnp.where(refilled[:, None], 0, state.out), extra=extra)
+        full_logits = jnp.zeros((b, logits.shape[-1]), logits.dtype).at[slot_ids].set(logits, mode="drop")
+        return self._step_decide(state, full_logits, nl_table, refilled)
 
-    def _decode(self, params, state: DecodeState, nl_table, max_steps) -> DecodeState:
+    def _decode(self, params, state: DecodeState, nl_table, max_steps, stop_on_finish) -> DecodeState:
+        """Decode steps until no row is live, ``steps == max_steps``, or (``stop_on_finish``) a row finished."""
+        module = self._module(params)
         max_len = state.cache.max_len
 
-        def cond(s: DecodeState):
-            return jnp.any(s.rows.phase != bf.DONE) & (s.cache.index < max_len) & (s.steps < max_steps)
+        def cond(carry):
+            s, finished = carry
+            return jnp.any(s.rows.phase != bf.DONE) & (s.steps < max_steps) & ~(stop_on_finish & finished)
 
-        def body(s: DecodeState):
+        def body(carry):
+            s, finished = carry
             r = s.rows
             live = r.phase != bf.DONE
-            logits, cache = self._apply(params, r.tok[:, None], r.pos[:, None], live[:, None].astype(jnp.int32),
-                                        s.cache)
-            cache, rows, out, extra = self._step_decide(cache, r, s.out, s.extra, logits[:, 0], nl_table)
-            return DecodeState(cache=cache, rows=rows, out=out, steps=s.steps + 1, extra=extra)
+            logits, cache = module.apply({"params": params}, r.tok[:, None], r.pos[:, None],
+                                         attention_mask=live[:, None], cache=s.cache)
+            s = self._step_decide(s.replace(cache=cache), logits[:, 0], nl_table, live)
+            # a live row whose next token has no cache slot left ends here ("cache_full")
+            full = (s.rows.phase != bf.DONE) & (s.cache.index >= max_len)
+            rows = s.rows.replace(phase=jnp.where(full, bf.DONE, s.rows.phase),
+                                  stats=s.rows.stats.replace(finish=jnp.where(full, bf.FIN_CACHE_FULL,
+                                                                              s.rows.stats.finish)))
+            finished = finished | jnp.any(live & (rows.phase == bf.DONE))
+            return s.replace(rows=rows, steps=s.steps + 1), finished
 
-        return jax.lax.while_loop(cond, body, state)
+        state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), bool)))
+        return state
+
+    def _branch(self, params, state: DecodeState, slot, level, index0, out_row, valid_row) -> DecodeState:
+        """Start the budget-sweep branch ``level`` in row ``slot``: the snapshot's row state over the cache prefix
+        the thinking run wrote before it, answering into the free slots from ``index0`` (where the thinking run
+        ended); ``out_row`` [N] and ``valid_row`` [S] are the thinking run's output (the branch's prefix) and valid
+        mask at its end (earlier branches in the slot changed both). ``params`` is unused (one signature for all
+        programs)."""
+        del params
+        snaps = state.extra
+        snap = jax.tree_util.tree_map(lambda x: x[level, slot], snaps.rows)
+        snap = snap.replace(tail=snap.tail.replace(slot=snap.tail.slot.at[-1].set(index0)))
+        rows = jax.tree_util.tree_map(lambda f, x: f.at[slot].set(x), state.rows, snap)
+        s = state.cache.max_len
+        slots = jnp.arange(s)
+        tail = snap.tail.slot[:-1]  # [K-1] kept fed tokens at snapshot time
+        in_tail = jnp.any((slots[None, :] == tail[:, None]) & (tail[:, None] >= 0), axis=0)
+        valid = (valid_row & (slots < snaps.index[level, slot])) | in_tail
+        cache = state.cache.replace(valid=state.cache.valid.at[slot].set(valid),
+                                    index=state.cache.index.at[slot].set(index0))
+        n = state.out.shape[1]
+        w = snaps.out_win.shape[2]
+        pos = snap.stats.out_len - w + jnp.arange(w)  # [W]
+        row_out = out_row.at[jnp.where(pos >= 0, pos, n)].set(snaps.out_win[level, slot], mode="drop")
+        return state.replace(cache=cache, rows=rows, out=state.out.at[slot].set(row_out))
 
 
 def get_engine(config: Any, dtype: str, attention_impl: str | None, spec: bf.ForcingSpec, sampling: Sampling,
-               record: RecordFn | None = None) -> Engine:
+               recorder: Recorder | None = None) -> Engine:
     """The cached engine (and so the compiled programs) for this key; the sampling seed is not part of it."""
-    return _cached_engine(config, dtype, attention_impl, spec, sampling.static(), record)
+    return _cached_engine(config, dtype, attention_impl, spec, sampling.static(), recorder)
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_engine(config, dtype, attention_impl, spec, sampling, record) -> Engine:
-    return Engine(config, dtype, attention_impl, spec, sampling, record)
+def _cached_engine(config, dtype, attention_impl, spec, sampling, recorder) -> Engine:
+    return Engine(config, dtype, attention_impl, spec, sampling, recorder)

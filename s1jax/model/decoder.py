@@ -17,10 +17,10 @@ from flax import struct
 from jax.sharding import NamedSharding
 
 from s1jax.model.config import ModelConfig
-from s1jax.model.kv_cache import KVCache, append, old_slots_mask
+from s1jax.model.kv_cache import KVCache, append, old_slots_mask, read_length
 from s1jax.sharding import DEFAULT_RULES, logical_to_spec
 
-__all__ = ["Decoder", "rope_cos_sin", "chunked_attention", "SegmentMask", "REMAT_POLICIES"]
+__all__ = ["Decoder", "rope_cos_sin", "chunked_attention", "cached_attention", "SegmentMask", "REMAT_POLICIES"]
 
 Array = jax.Array
 
@@ -72,7 +72,7 @@ class Attention(nn.Module):
     attention_impl: str | None = None
 
     @nn.compact
-    def __call__(self, x, cos, sin, mask, layer_kv, cache_index):
+    def __call__(self, x, cos, sin, mask, cache_kv, layer, read_len):
         c = self.config
 
         def proj(name: str, heads: int, heads_axis: str, bias: bool):
@@ -92,10 +92,11 @@ class Attention(nn.Module):
         q, k = _apply_rope(q, cos, sin), _apply_rope(k, cos, sin)
 
         new_kv = None
-        if layer_kv is not None:
-            # mask = (old slots [batch, max_len], new tokens [batch, new]) valid masks; the cache is read only and
-            # only the new keys/values leave the layer (the decoder appends them to the cache in one update).
-            out = cached_attention(q, layer_kv[0], layer_kv[1], mask[0], k, v, mask[1])
+        if cache_kv is not None:
+            # mask = (old slots [batch, max_len], new tokens [batch, new]) valid masks; the cache (every layer's, this
+            # one at ``layer``) is read only, in blocks up to read_len slots, and only the new keys/values leave the
+            # layer (the decoder appends them in one update).
+            out = cached_attention(q, cache_kv[0], cache_kv[1], mask[0], k, v, mask[1], read_len, layer=layer)
             new_kv = (k, v)
         elif self.attention_impl == "chunked":
             out = chunked_attention(q, k, v, mask)  # [batch, seq, heads, head_dim]
@@ -155,7 +156,10 @@ def constrain(x: Array, names: tuple[str | None, ...], mesh: Any, rules: Any) ->
 
 
 class DecoderLayer(nn.Module):
-    """One pre-norm block; signature ``(carry, per_layer_kv, *broadcast) -> (carry, new_kv)`` for ``nn.scan``."""
+    """One pre-norm block; signature ``(carry, layer index, *broadcast) -> (carry, new_kv)`` for ``nn.scan``.
+
+    The KV cache is broadcast whole (not scanned over): slicing a layer out of it per scan step would copy the whole
+    layer's capacity each step; the attention reads only the blocks it needs from the stacked buffer."""
 
     config: ModelConfig
     dtype: Any
@@ -165,11 +169,11 @@ class DecoderLayer(nn.Module):
     rules: Any = DEFAULT_RULES
 
     @nn.compact
-    def __call__(self, x, layer_kv, cos, sin, mask, cache_index):
+    def __call__(self, x, layer, cos, sin, mask, read_len, cache_kv):
         c = self.config
         h = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype, name="input_layernorm")(x)
         attn, new_kv = Attention(c, self.dtype, self.param_dtype, self.attention_impl, name="self_attn")(
-            h, cos, sin, mask, layer_kv, cache_index
+            h, cos, sin, mask, cache_kv, layer, read_len
         )
         x = x + attn
         h = RMSNorm(c.rms_norm_eps, self.dtype, self.param_dtype, name="post_attention_layernorm")(x)
@@ -183,7 +187,8 @@ class Decoder(nn.Module):
 
     Without a cache it is a full forward pass: pure causal attention when ``attention_mask`` and ``segment_ids``
     are None (the fast path for right-padded training batches), else causal & key-valid & same-segment. With a
-    cache the new tokens are written at ``cache.index`` and attend to every valid slot at or before their own.
+    cache the new tokens are written at ``cache.index`` (shared or per row) and attend to every valid slot at or
+    before their own; attention reads only the slots written by the rows that feed real tokens (``read_length``).
     """
 
     config: ModelConfig
@@ -212,7 +217,7 @@ class Decoder(nn.Module):
             layer_cls,
             variable_axes={"params": 0},
             split_rngs={"params": True},
-            in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
+            in_axes=(0, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast, nn.broadcast),
             length=c.num_layers,
             metadata_params={nn.PARTITION_NAME: "layers"},
         )(c, self.dtype, self.param_dtype, self.attention_impl, self.mesh, self.rules)
@@ -242,11 +247,14 @@ class Decoder(nn.Module):
         if cache is not None:
             token_mask = jnp.ones(input_ids.shape, jnp.bool_) if attention_mask is None else attention_mask.astype(bool)
             masks = (old_slots_mask(cache), token_mask)
-            x, (k_new, v_new) = self.layers(x, (cache.k, cache.v), cos, sin, masks, cache.index)
+            read_len = read_length(cache, token_mask)
+            layers = jnp.arange(self.config.num_layers, dtype=jnp.int32)
+            x, (k_new, v_new) = self.layers(x, layers, cos, sin, masks, read_len, (cache.k, cache.v))
             new_cache = append(cache, k_new, v_new, token_mask)  # k_new: [layers, batch, new, kv_heads, head_dim]
         else:
             mask = _full_mask(attention_mask, segment_ids)
-            x, _ = self.layers(x, None, cos, sin, mask, jnp.zeros((), jnp.int32))
+            layers = jnp.arange(self.config.num_layers, dtype=jnp.int32)
+            x, _ = self.layers(x, layers, cos, sin, mask, jnp.zeros((), jnp.int32), None)
             new_cache = None
 
         x = self.norm(x)  # [batch, seq, embed]
@@ -263,29 +271,69 @@ class Decoder(nn.Module):
         return out.astype(jnp.float32)
 
 
+DECODE_ATTENTION_BLOCK = 256  # cache slots per key block of the cached (prefill / decode) attention
+
+
 def cached_attention(q: Array, k_old: Array, v_old: Array, old_valid: Array, k_new: Array, v_new: Array,
-                     new_valid: Array) -> Array:
-    """Attention of new tokens over the cache (read only) and over themselves (causal): two score blocks, one softmax.
+                     new_valid: Array, read_len: Array | None = None, block: int = DECODE_ATTENTION_BLOCK,
+                     layer: Array | None = None) -> Array:
+    """Attention of new tokens over the cache (read only) and over themselves (causal), with an online softmax.
 
     q: [batch, new, heads, head_dim]; k_old, v_old: [batch, max_len, kv_heads, head_dim]; old_valid: [batch, max_len];
     k_new, v_new: [batch, new, kv_heads, head_dim]; new_valid: [batch, new]. Returns [batch, new, heads, head_dim].
-    Never concatenating keys is what keeps the cache from being copied on every decode step.
+    With ``layer`` (a traced index), k_old / v_old are every layer's cache [layers, batch, max_len, kv_heads,
+    head_dim] and only this layer's blocks are read (no per-layer copy of the whole capacity).
+
+    The cache is read in key blocks of ``block`` slots, only up to ``read_len`` (a traced scalar: the loop's trip
+    count is dynamic), so a decode step costs what the rows have written, not the cache capacity. Never
+    concatenating keys is what keeps the cache from being copied on every decode step. Queries that may attend to
+    nothing (padding) get zeros, not NaNs.
     """
     batch, new, heads, head_dim = q.shape
-    kv_heads = k_old.shape[2]
+    max_len, kv_heads = k_old.shape[-3], k_old.shape[-2]
     qg = q.reshape(batch, new, kv_heads, heads // kv_heads, head_dim)  # [batch, new, kv, group, head_dim]
     scale = head_dim**-0.5
     neg = jnp.finfo(jnp.float32).min
-    s_old = jnp.einsum("btkgd,bskd->bkgts", qg, k_old.astype(q.dtype), preferred_element_type=jnp.float32) * scale
-    s_old = jnp.where(old_valid[:, None, None, None, :], s_old, neg)  # [batch, kv, group, new, max_len]
-    s_new = jnp.einsum("btkgd,bskd->bkgts", qg, k_new, preferred_element_type=jnp.float32) * scale
+    f32 = jnp.float32
+
+    def update(carry, keys, values, allowed):
+        """Fold one key block into (max, denominator, accumulator). allowed: [batch, 1, 1, new, keys]."""
+        m, l, acc = carry  # [b, kv, g, new], [b, kv, g, new], [b, kv, g, new, head_dim]
+        s = jnp.einsum("btkgd,bskd->bkgts", qg, keys.astype(q.dtype), preferred_element_type=f32) * scale
+        m_new = jnp.maximum(m, jnp.max(jnp.where(allowed, s, neg), axis=-1))
+        p = jnp.where(allowed, jnp.exp(s - m_new[..., None]), 0.0)  # [b, kv, g, new, keys]
+        corr = jnp.exp(m - m_new)
+        pv = jnp.einsum("bkgts,bskd->bkgtd", p.astype(values.dtype), values, preferred_element_type=f32)
+        return m_new, l * corr + jnp.sum(p, axis=-1), acc * corr[..., None] + pv
+
+    stats = (batch, kv_heads, heads // kv_heads, new)
+    carry = (jnp.full(stats, neg, f32), jnp.zeros(stats, f32), jnp.zeros(stats + (head_dim,), f32))
     causal = jnp.tril(jnp.ones((new, new), jnp.bool_))
-    s_new = jnp.where((causal[None] & new_valid[:, None, :])[:, None, None], s_new, neg)  # [batch, kv, g, new, new]
-    probs = jax.nn.softmax(jnp.concatenate([s_old, s_new], axis=-1), axis=-1)
-    max_len = k_old.shape[1]
-    out = jnp.einsum("bkgts,bskd->btkgd", probs[..., :max_len].astype(v_old.dtype), v_old.astype(q.dtype))
-    out = out + jnp.einsum("bkgts,bskd->btkgd", probs[..., max_len:].astype(v_new.dtype), v_new)
-    return out.reshape(batch, new, heads, head_dim).astype(q.dtype)
+    carry = update(carry, k_new, v_new, (causal[None] & new_valid[:, None, :])[:, None, None])
+
+    block = min(block, max_len)
+    if read_len is None:
+        read_len = jnp.asarray(max_len, jnp.int32)
+    num_blocks = (jnp.minimum(read_len, max_len) + block - 1) // block
+
+    def read_block(cache: Array, start: Array) -> Array:
+        if layer is None:
+            return jax.lax.dynamic_slice_in_dim(cache, start, block, axis=1)
+        size = (1, cache.shape[1], block) + cache.shape[3:]
+        return jax.lax.dynamic_slice(cache, (layer, 0, start, 0, 0), size)[0]
+
+    def body(i, carry):
+        nominal = i * block
+        start = jnp.minimum(nominal, max_len - block)  # the last block is shifted back; overlap is masked
+        keys, values = read_block(k_old, start), read_block(v_old, start)  # [batch, block, kv_heads, head_dim]
+        valid = jax.lax.dynamic_slice_in_dim(old_valid, start, block, axis=1)  # [batch, block]
+        valid = valid & (start + jnp.arange(block) >= nominal)[None, :]
+        values = jnp.where(valid[:, :, None, None], values, 0)  # unwritten slots may hold anything, even NaN
+        return update(carry, keys, values, valid[:, None, None, None, :])
+
+    _, l, acc = jax.lax.fori_loop(0, num_blocks, body, carry)
+    out = acc / jnp.where(l > 0, l, 1.0)[..., None]  # [batch, kv, group, new, head_dim]
+    return out.transpose(0, 3, 1, 2, 4).reshape(batch, new, heads, head_dim).astype(q.dtype)
 
 
 @struct.dataclass
