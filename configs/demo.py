@@ -82,12 +82,13 @@ def get_config(arg: str = ""):
     cfg.eval.temperature = 0.0
     cfg.eval.grade_timeout_s = 5.0
 
+    # The test variant (tests/test_demo.py): every stage and output, on the smallest work that exercises them.
     cfg.fast_preset = ml_collections.ConfigDict()
     cfg.fast_preset.output_dir = "outputs/demo_fast"
     cfg.fast_preset.data = ml_collections.ConfigDict(dict(num_pool=60, num_eval=8))
     cfg.fast_preset.curation = ml_collections.ConfigDict(dict(num_select=16))
-    cfg.fast_preset.train = ml_collections.ConfigDict(dict(steps=4, batch_size=2))
+    cfg.fast_preset.train = ml_collections.ConfigDict(dict(steps=2, batch_size=1))
     cfg.fast_preset.eval = ml_collections.ConfigDict(
-        dict(budgets=(8, 32), num_ignore=(0, 1), num_ignore_max_tokens=32, batch_size=8)
+        dict(budgets=(8, 16), num_ignore=(0, 1), num_ignore_max_tokens=16, batch_size=8)
     )
     return cfg

@@ -89,7 +89,9 @@ def test_hf_export_matches_checkpoint(full_run):
 
 
 def test_sigterm_saves_a_restorable_checkpoint(data_dir, tmp_path):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    # 2 devices; the suite's compile-time flags (tests/conftest.py) kept: these processes only run tiny programs
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {flags}", JAX_PLATFORMS="cpu")
     cmd = [sys.executable, "-m", "s1jax.cli.main", "train", f"--config=configs/train/tiny.py:{data_dir}",
            f"--config.train.output_dir={tmp_path}", "--config.train.epochs=5000", "--config.train.save_every=100000",
            "--config.train.progress_bar=false", "--config.train.tensorboard=false"]
@@ -224,3 +226,18 @@ def test_gguf_tokenizer_saved_and_restored(tmp_path):
     assert restored.chat.system_message == original.chat.system_message
     assert (restored.eos_token_ids, restored.pad_token_id, restored.bos_token_id) == (
         original.eos_token_ids, original.pad_token_id, original.bos_token_id)
+
+
+def test_initial_model_in_memory_equals_loading_it(data_dir, tmp_path):
+    """``train(..., initial_model=)`` (the demo passes the base model it already evaluated) trains exactly as
+    loading ``cfg.model`` again, and leaves the caller's weights untouched although the step donates its state."""
+    from s1jax.model.api import load_model_from_group
+
+    quiet = dict(log=lambda *_: None)
+    ref = train(tiny_config(data_dir, tmp_path / "loaded", max_steps=2), **quiet)
+    cfg = tiny_config(data_dir, tmp_path / "in_memory", max_steps=2)
+    model = load_model_from_group(cfg.model)
+    before = jax.tree_util.tree_map(np.array, model.params)
+    got = train(cfg, initial_model=model, **quiet)
+    assert got.losses == ref.losses and got.step == ref.step == 2
+    jax.tree_util.tree_map(np.testing.assert_array_equal, jax.tree_util.tree_map(np.array, model.params), before)

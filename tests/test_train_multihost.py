@@ -53,7 +53,9 @@ def test_two_processes_agree(tmp_path):
     data = write_train_dir(tmp_path / "data", n=32)
     out = tmp_path / "run"
     script = DRIVER.format(tests=str(REPO / "tests"), data=str(data), out=str(out), addr=f"127.0.0.1:{_free_port()}")
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    # 2 devices; the suite's compile-time flags (tests/conftest.py) kept: these processes only run tiny programs
+    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {flags}", JAX_PLATFORMS="cpu")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], cwd=REPO, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
     results = []

@@ -306,7 +306,8 @@ def train_config(cfg: ml_collections.ConfigDict, model_path: str, train_path: st
     return tc
 
 
-def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResult, out_dir: str) -> tuple[Any, Any]:
+def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResult, out_dir: str,
+                base_model: Any = None) -> tuple[Any, Any]:
     tc = train_config(cfg, model_path, data.train_path, out_dir, len(data.curation.selected))
     t = tc.train
     n = len(data.curation.selected)
@@ -318,7 +319,7 @@ def stage_train(cfg: ml_collections.ConfigDict, model_path: str, data: DataResul
         seen = f", {cfg.train.steps * t.global_batch_size / n:.1f} epochs of {n} examples"
     _say(f"SFT: {cfg.train.steps} steps x {rows}, lr {t.lr} (warm-up {t.warmup_ratio:.0%}, cosine), "
          f"AdamW b=({t.b1}, {t.b2}) wd {t.weight_decay}{seen}")
-    result = sft.train(tc, log=lambda m: _say(f"  train: {m}"))
+    result = sft.train(tc, log=lambda m: _say(f"  train: {m}"), initial_model=base_model)
     if result.stopped != "done":
         raise DemoError(f"training stopped early ({result.stopped}) at step {result.step}/{result.total_steps}")
     model = load_model(result.checkpoint_dir, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
@@ -394,9 +395,9 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
                      f"{len(data.eval_items)} questions"):
         stage_eval(cfg, model, tok, data.eval_items, writer, method=BASE,
                    wait_method=BASE + " +Wait" if "base" in e.num_ignore_models else None)
-    del model
     with clock.stage("train", f"SFT ({cfg.train.steps} steps, s1 recipe scaled down)"):
-        ft_model, train_result = stage_train(cfg, model_path, data, out_dir)
+        ft_model, train_result = stage_train(cfg, model_path, data, out_dir, base_model=model)  # no second load
+    del model
     with clock.stage("eval_sft", f"Budget forcing on the fine-tuned model: budgets {list(e.budgets)}, then "
                      f"num_ignore {list(e.num_ignore)} at max {e.num_ignore_max_tokens} thinking tokens"):
         stage_eval(cfg, ft_model, tok, data.eval_items, writer, method=SFT,

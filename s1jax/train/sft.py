@@ -117,12 +117,20 @@ def global_batch(local: dict[str, np.ndarray], accum: int, shardings: dict, keep
     return out
 
 
-def _load_model_for_training(cfg: Any, mesh: Mesh, ckpt_root: str, resuming: bool):
-    """(ModelConfig, params or None). On resume the architecture comes from the checkpoint and no weights load."""
+def _load_model_for_training(cfg: Any, mesh: Mesh, ckpt_root: str, resuming: bool, initial: Model | None):
+    """(ModelConfig, params or None). On resume the architecture comes from the checkpoint and no weights load;
+    ``initial`` (weights of ``cfg.model`` already in memory) is copied into the mesh instead of reading them again."""
     if resuming:
         return ckpt_lib.read_model_config(ckpt_root), None
-    model = load_model_from_group(cfg.model, mesh=mesh)
-    return model.config, model.params
+    if initial is None:
+        model = load_model_from_group(cfg.model, mesh=mesh)
+        return model.config, model.params
+    dtype = jnp.dtype(cfg.model.param_dtype or cfg.model.dtype)
+    shardings = param_shardings(initial.config, mesh)
+    # a copy: the train step donates its state, and the caller keeps using its model
+    params = jax.tree_util.tree_map(lambda x, s: jax.device_put(jnp.array(x, dtype=dtype, copy=True), s),
+                                    initial.params, shardings)
+    return initial.config, params
 
 
 @contextlib.contextmanager
@@ -192,8 +200,12 @@ def _validate_train_group(t: Any) -> None:
             raise ValueError(f"train.{name} must be > 0 seconds, got {t.get(name)}")
 
 
-def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = print) -> TrainResult:
+def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = print,
+          initial_model: Model | None = None) -> TrainResult:
     """Run (or resume) the training run ``cfg`` describes. ``jax.distributed`` must already be initialized.
+
+    ``initial_model``: the weights ``cfg.model`` names, already loaded (the demo evaluates the base model first), so
+    a fresh run does not read and convert the checkpoint a second time; ignored when resuming.
 
     Raises ``ValueError`` for a bad config (``RunChangedError`` when resuming a different run), ``StorageError``
     when checkpoints or metrics cannot be written or no checkpoint can be restored, ``NonFiniteLossError`` for
@@ -230,7 +242,7 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
         raise ValueError(f"{ckpt_root} already holds checkpoints and train.resume is False: use a new output_dir")
     if int(t.get("resume_step", 0)) and not existing:
         raise ValueError(f"train.resume_step={t.resume_step} but {ckpt_root} holds no checkpoint")
-    config, params = _load_model_for_training(cfg, mesh, ckpt_root, bool(existing))
+    config, params = _load_model_for_training(cfg, mesh, ckpt_root, bool(existing), initial_model)
     if tokenizer.vocab_size > config.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the model only {config.vocab_size} embeddings")
     param_dtype = jnp.dtype(cfg.model.param_dtype or cfg.model.dtype)
