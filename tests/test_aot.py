@@ -271,8 +271,8 @@ def _inference(path: str, target: str, tensor: int, batch: int):
 
 
 def _check_decode(report, config, tensor: int, rows: int, slack: int):
-    prefill, decode = report.programs
-    assert prefill.name == "prefill" and decode.name == "decode" and prefill.fits and decode.fits
+    refill, decode = report.programs
+    assert refill.name == "refill" and decode.name == "decode" and refill.fits and decode.fits
     params = 2 * config.num_params  # bf16 weights; every matrix splits over tensor by heads / mlp / vocab
     biases_norms = 2 * (config.num_layers * 2 * config.hidden_size + config.hidden_size)  # replicated norm scales
     cache = 2 * config.num_layers * rows * 512 * config.num_kv_heads * config.head_dim * 2  # k + v, bf16
