@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import subprocess
 
 import pytest
@@ -304,7 +305,9 @@ def test_oversized_config_does_not_fit_and_says_why(model_dir, capsys):
     assert run(cfg, "oversized") == 1
     err = capsys.readouterr().err
     assert "train_step (4 x 65536 tokens" in err and "does not fit v5e-4" in err
-    assert "needs 524.62 GiB per device" in err and "15.75 GiB available" in err  # from the compiler's message
+    # both byte counts come from the compiler's message: the need depends on XLA's schedule, the HBM on the chip
+    needed = re.search(r"needs ([\d.]+) GiB per device", err)
+    assert needed and float(needed.group(1)) > 15.75 * 10 and "15.75 GiB available" in err, err
     assert "train.remat" in err and "data.block_size (now 65536)" in err
 
 
