@@ -38,14 +38,14 @@ import pathlib  # noqa: E402
 import pytest  # noqa: E402
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+EVAL_DATA = REPO_ROOT / "data" / "eval"  # the eval sets shipped with the repository
 
 
 @pytest.fixture(scope="session")
 def shared_data_dir() -> pathlib.Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    if not EVAL_DATA.is_dir():
+        pytest.skip(f"the shipped eval sets are missing from {EVAL_DATA}")
+    return EVAL_DATA
 
 
 # ------------------------------------------------------------------------------------- compilations, counted

@@ -7,6 +7,8 @@ s1jax.generate and graded by s1jax.eval.grading). Trace lengths are Qwen tokens 
 set (the 5,600-token MATH preselect threshold assumes it); without it they are whitespace words.
 """
 
+import os
+
 from s1jax.curation.pipeline import default_config
 
 
@@ -15,7 +17,7 @@ def get_config():
     cfg.pool.source = "simplescaling/data_ablation_full59K"
     cfg.pool.split = "train"
     cfg.decontam.eval_sets = ["aime24", "math500", "gpqa_diamond"]
-    cfg.decontam.data_dir = "../shared/data"
+    cfg.decontam.data_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "data", "eval")
     cfg.tokens.tokenizer_path = ""  # e.g. a Qwen2.5 tokenizer dir / tokenizer.json for paper-exact token counts
     cfg.diversity.num_select = 1000
     cfg.diversity.seed = 0

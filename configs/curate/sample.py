@@ -1,5 +1,5 @@
 """Offline sample run: a deterministic synthetic 600-row pool in the 59K schema with planted defects and rows
-copied from AIME24/MATH500 (from ../shared/data when present), keyword MSC domains, N=100.
+copied from AIME24/MATH500 (from the shipped data/eval), keyword MSC domains, N=100.
 
 ``s1jax curate --config=configs/curate/sample.py`` needs no hub and no model; docs/curation.md shows its report.
 """
@@ -17,10 +17,10 @@ def get_config():
     cfg.pool.synthetic_rows = 600
     cfg.pool.synthetic_seed = 0
     cfg.pool.synthetic_contaminate = 3
-    # GPQA Diamond is gated on the hub and not in shared/data: the offline sample decontaminates against the two local
-    # sets only (and skips them too if this checkout has no ../shared/data), never touching the network.
+    # GPQA Diamond is gated on the hub and not shipped: the offline sample decontaminates against the two local
+    # sets only (data/eval), never touching the network.
     cfg.decontam.eval_sets = ["aime24", "math500"]
-    cfg.decontam.data_dir = os.path.join(os.path.dirname(_REPO), "shared", "data")
+    cfg.decontam.data_dir = os.path.join(_REPO, "data", "eval")
     cfg.decontam.skip_missing = True
     cfg.decontam.use_benchmarks = False
     # Whitespace words, not Qwen tokens: the MATH threshold is scaled to the synthetic traces.

@@ -15,9 +15,9 @@ import ml_collections
 from s1jax.model.presets import model_group
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SHARED_DATA = os.path.join(os.path.dirname(_REPO_ROOT), "shared", "data")
+EVAL_DATA = os.path.join(_REPO_ROOT, "data", "eval")  # shipped AIME24 / MATH500 (data/eval/README.md)
 
-# benchmark -> (local data file looked up in ../shared/data, the budget sweep)
+# benchmark -> (local data file looked up in data/eval, the budget sweep)
 BENCHMARKS = {
     "aime24": ("aime24.jsonl", (512, 1024, 2048, 4096, 8192)),
     "math500": ("math500.jsonl", (512, 1024, 2048, 4096)),
@@ -35,7 +35,7 @@ def get_config(benchmark: str = "aime24") -> ml_collections.ConfigDict:
     cfg.model = model_group(path="", preset="", dtype="bfloat16")
     cfg.system = ""  # "" = the chat format's default system message
     cfg.benchmark = benchmark
-    local = os.path.join(SHARED_DATA, data_file) if data_file else ""
+    local = os.path.join(EVAL_DATA, data_file) if data_file else ""
     cfg.data_path = local if local and os.path.isfile(local) else ""  # "" = load from the hub
     cfg.limit = 0  # number of items; 0 = all
     cfg.gpqa_ask_letter = False  # s1's GPQA prompt has no instruction; True appends one
