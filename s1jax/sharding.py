@@ -18,6 +18,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 __all__ = [
     "MESH_AXES",
     "DEFAULT_RULES",
+    "INFERENCE_RULES",
     "make_mesh",
     "mesh_from_config",
     "logical_to_spec",
@@ -50,6 +51,13 @@ DEFAULT_RULES: Rules = (
     ("cache_length", None),
     ("cache_kv_heads", "tensor"),
 )
+
+# Inference (``s1jax.inference.mesh``): Megatron tensor parallelism over heads / MLP / vocab and nothing over the
+# embedding dimension, so a decode step reads its weight shards in place instead of all-gathering every layer's
+# weights per token (ZeRO-3 for decode would move the whole model over the interconnect once per token). The
+# ``fsdp`` axis, if larger than 1, is a second row axis next to ``data``: rows and the KV cache's rows are split
+# over data x fsdp, weights are replicated over both.
+INFERENCE_RULES: Rules = tuple((name, None if name == "embed" else axes) for name, axes in DEFAULT_RULES)
 
 
 def make_mesh(data: int = 1, fsdp: int = -1, tensor: int = 1, devices: Sequence[Any] | None = None) -> Mesh:

@@ -11,7 +11,9 @@ The loop stops when no row is live, a traced step limit is reached, or (``stop_o
 questions are waiting) a row has just finished, so that the host can harvest it and refill its slot. Every argument
 that changes between calls (step limit, slot ids, prompts, budgets, seeds) is data, so there is one compiled decode
 program per (slots, cache length) and one refill program per prompt bucket (the host refills one row per call); the
-decode state, cache included, is donated. The host loop that drives these programs is ``s1jax.inference.scheduler``.
+decode state, cache included, is donated. With a mesh (``s1jax.inference.mesh``) every program has explicit in / out
+shardings: weights tensor-parallel, the KV cache's rows over data x fsdp and KV heads over tensor, the rest of the
+state replicated; the zeroed state is created by a jitted program straight into those shardings. The host loop that drives these programs is ``s1jax.inference.scheduler``.
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 from flax import struct
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from s1jax.inference import budget as bf
+from s1jax.inference.mesh import cache_spec, param_targets
 from s1jax.inference.sampling import Sampling, draw_keys, mask_vocab, sample_logits
 from s1jax.model.decoder import Decoder
 from s1jax.model.params import build_decoder
 from s1jax.model.kv_cache import KVCache, init_cache
+from s1jax.sharding import INFERENCE_RULES
 
 __all__ = ["DecodeState", "Engine", "Recorder", "bucket", "round_up", "get_engine"]
 
@@ -87,21 +92,48 @@ class Engine:
     """Compiled refill / decode / branch programs for one (model config, dtype, forcing spec, sampling)."""
 
     def __init__(self, config: Any, dtype: Any, attention_impl: str | None, spec: bf.ForcingSpec,
-                 sampling: Sampling, recorder: Recorder | None = None):
+                 sampling: Sampling, recorder: Recorder | None = None, mesh: Mesh | None = None):
         self.config, self.spec, self.sampling, self.recorder = config, spec, sampling.static(), recorder
         self.attention_impl = attention_impl
         self.cache_dtype = jnp.dtype(dtype)
+        self.mesh = mesh
         # CPU cannot donate (it would only warn); elsewhere the state, cache included, is updated in place.
         donate = (1,) if jax.default_backend() != "cpu" else ()
-        self.init_state = self._init_state  # zeros: nothing to compile
-        self.refill = jax.jit(self._refill, donate_argnums=donate)
-        self.decode = jax.jit(self._decode, donate_argnums=donate)
-        self.branch = jax.jit(self._branch, donate_argnums=donate)
+        if mesh is None:
+            self.state_sharding = None
+            # zeros on the default device: nothing to compile
+            self.init_state = lambda rows, extra, *, slots, max_len: self._init_state(rows, extra, slots, max_len)
+            self.refill = jax.jit(self._refill, donate_argnums=donate)
+            self.decode = jax.jit(self._decode, donate_argnums=donate)
+            self.branch = jax.jit(self._branch, donate_argnums=donate)
+            return
+        # Sharded (``s1jax.inference.mesh``): parameters in their inference shardings, the KV cache's rows over
+        # data x fsdp and its KV heads over tensor, the rest of the state and every host input replicated. The
+        # same shardings in and out, so the donated state is updated in place.
+        rep = NamedSharding(mesh, PartitionSpec())
+        kv = NamedSharding(mesh, cache_spec(config, mesh))
+        st = DecodeState(cache=KVCache(k=kv, v=kv, valid=rep, index=rep), rows=rep, out=rep, steps=rep,
+                         extra=rep)  # a prefix of the state's tree: one sharding per subtree
+        self.state_sharding = st
+        params = param_targets(config, mesh)
+        # the zeroed cache is born sharded (one program per slots x cache length), never whole on one device
+        init = jax.jit(self._init_state, static_argnums=(2, 3), in_shardings=(rep, rep), out_shardings=st)
+        self.init_state = lambda rows, extra, *, slots, max_len: init(rows, extra, slots, max_len)
+        self.refill = jax.jit(self._refill, in_shardings=(params, st) + (rep,) * 5, out_shardings=st,
+                              donate_argnums=donate)
+        self.decode = jax.jit(self._decode, in_shardings=(params, st) + (rep,) * 3, out_shardings=st,
+                              donate_argnums=donate)
+        self.branch = jax.jit(self._branch, in_shardings=(params, st) + (rep,) * 5, out_shardings=st,
+                              donate_argnums=donate)
 
     # -- pieces ----------------------------------------------------------------------------------------------------
     def _module(self, params) -> Decoder:
+        if self.mesh is None:
+            return build_decoder(self.config, dtype=self.cache_dtype,
+                                 param_dtype=jax.tree_util.tree_leaves(params)[0].dtype,
+                                 attention_impl=self.attention_impl)
         return build_decoder(self.config, dtype=self.cache_dtype, param_dtype=jax.tree_util.tree_leaves(params)[0].dtype,
-                             attention_impl=self.attention_impl)
+                             attention_impl=self.attention_impl, mesh=self.mesh, rules=INFERENCE_RULES)
 
     def _draw(self, rows: bf.RowState, logits: jax.Array) -> jax.Array:
         logits = mask_vocab(logits, self.spec.vocab_size)
@@ -123,7 +155,7 @@ class Engine:
         return state.replace(cache=cache, rows=_select_rows(mask, new_rows, rows), out=out, extra=extra)
 
     # -- programs --------------------------------------------------------------------------------------------------
-    def _init_state(self, rows: bf.RowState, extra: Any, *, slots: int, max_len: int) -> DecodeState:
+    def _init_state(self, rows: bf.RowState, extra: Any, slots: int, max_len: int) -> DecodeState:
         """Every slot empty (rows born DONE), a zeroed per-row cache of ``max_len`` slots."""
         cache = init_cache(self.config, slots, max_len, self.cache_dtype, per_row=True)
         return DecodeState(cache=cache, rows=rows, out=jnp.zeros((slots, max_len), jnp.int32),
@@ -217,11 +249,11 @@ class Engine:
 
 
 def get_engine(config: Any, dtype: str, attention_impl: str | None, spec: bf.ForcingSpec, sampling: Sampling,
-               recorder: Recorder | None = None) -> Engine:
+               recorder: Recorder | None = None, mesh: Mesh | None = None) -> Engine:
     """The cached engine (and so the compiled programs) for this key; the sampling seed is not part of it."""
-    return _cached_engine(config, dtype, attention_impl, spec, sampling.static(), recorder)
+    return _cached_engine(config, dtype, attention_impl, spec, sampling.static(), recorder, mesh)
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_engine(config, dtype, attention_impl, spec, sampling, recorder) -> Engine:
-    return Engine(config, dtype, attention_impl, spec, sampling, recorder)
+def _cached_engine(config, dtype, attention_impl, spec, sampling, recorder, mesh) -> Engine:
+    return Engine(config, dtype, attention_impl, spec, sampling, recorder, mesh)

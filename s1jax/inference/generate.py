@@ -6,16 +6,20 @@ Host side only: check and render the request (``requests``), run it through the 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from jax.sharding import Mesh
 
 from s1jax.inference import budget as bf
+from s1jax.inference import hosts
 from s1jax.inference import requests as rq
 from s1jax.inference import scheduler
 from s1jax.inference.budget import Budget
 from s1jax.inference.engine import get_engine
+from s1jax.inference.mesh import prepare
 from s1jax.inference.results import GenerationResult, to_result
 from s1jax.inference.sampling import Sampling
 from s1jax.inference.sweep import run_sweep
@@ -26,7 +30,7 @@ __all__ = ["GenerationResult", "generate", "generate_with_stats", "generate_budg
 def generate(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Sequence[Budget] = Budget(),
              sampling: Sampling = Sampling(), system: str | None = None, max_cache_len: int | None = None,
              batch_size: int | None = None, progress: bool = True, stream: bool | int | None = None,
-             ) -> list[GenerationResult]:
+             mesh: Mesh | None = None) -> list[GenerationResult]:
     """Budget-forced generation for each question; see ``s1jax.inference.budget`` for the exact semantics.
 
     ``budget`` is one Budget or one per question (numeric fields may differ per row). ``system`` overrides the chat
@@ -35,15 +39,20 @@ def generate(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Se
     power of two): when a row finishes, the next question is prefilled into its slot and decoding goes on
     (continuous batching, ``s1jax.inference.scheduler``), so results do not depend on it. ``progress`` shows a bar
     over questions with the token rate (the loop then syncs every ``PROGRESS_CHUNK`` steps; same tokens).
+
+    ``mesh`` (default: ``model.mesh``; a (data, fsdp, tensor) ``s1jax.sharding.make_mesh``) runs the engine sharded
+    (``s1jax.inference.mesh``): weights tensor-parallel, rows and the KV cache over data x fsdp; same tokens. Under
+    ``jax.distributed`` every host must call this with the same questions (checked) and gets the same results.
     """
     return generate_with_stats(model, tok, questions, budget, sampling, system, max_cache_len, batch_size, progress,
-                               stream)[0]
+                               stream, mesh=mesh)[0]
 
 
 def generate_with_stats(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Sequence[Budget] = Budget(),
                         sampling: Sampling = Sampling(), system: str | None = None, max_cache_len: int | None = None,
                         batch_size: int | None = None, progress: bool = True, stream: bool | int | None = None,
-                        schedule: str = "continuous") -> tuple[list[GenerationResult], scheduler.RunStats]:
+                        schedule: str = "continuous", mesh: Mesh | None = None,
+                        ) -> tuple[list[GenerationResult], scheduler.RunStats]:
     """``generate`` plus what the engine computed (decode steps, row-steps, kept tokens, wall time).
 
     ``schedule="static"`` refills slots only when all are free (a static batch; for benchmarks)."""
@@ -58,8 +67,11 @@ def generate_with_stats(model: Any, tok: Any, questions: Sequence[str], budget: 
         raise ValueError(f"stream={stream} is not a question index (0..{len(questions) - 1})")
     spec = bf.ForcingSpec.build(budgets[0], tok)
     texts = rq.render_prompts(tok, questions, budgets[0], system)
-    work = rq.build_workload(model, tok, texts, budgets, spec, batch_size, max_cache_len)
-    engine = get_engine(model.config, np.dtype(model.dtype).name, model.attention_impl, spec, sampling)
+    hosts.check_same_on_hosts([texts, [dataclasses.asdict(b) for b in budgets], dataclasses.asdict(sampling)],
+                              "questions and budgets")
+    model, mesh = prepare(model, mesh)
+    work = rq.build_workload(model, tok, texts, budgets, spec, batch_size, max_cache_len, mesh=mesh)
+    engine = get_engine(model.config, np.dtype(model.dtype).name, model.attention_impl, spec, sampling, mesh=mesh)
     results: list[GenerationResult | None] = [None] * len(questions)
 
     def on_finish(fin: scheduler.Finished) -> None:
@@ -73,10 +85,11 @@ def generate_with_stats(model: Any, tok: Any, questions: Sequence[str], budget: 
 def generate_budget_sweep(model: Any, tok: Any, questions: Sequence[str], budgets: Sequence[int],
                           budget: Budget = Budget(), sampling: Sampling = Sampling(), system: str | None = None,
                           max_cache_len: int | None = None, batch_size: int | None = None, progress: bool = True,
-                          ) -> dict[int, list[GenerationResult]]:
+                          mesh: Mesh | None = None) -> dict[int, list[GenerationResult]]:
     """Think once up to ``max(budgets)`` and branch an answer at every smaller budget (``s1jax.inference.sweep``).
 
     For greedy decoding the result for each budget equals ``generate`` with ``max_thinking_tokens`` set to it.
+    ``mesh``: as in ``generate``.
     """
     return run_sweep(model, tok, rq.check_questions(questions), budgets, budget, sampling, system, max_cache_len,
-                     batch_size, progress)
+                     batch_size, progress, mesh=mesh)

@@ -16,6 +16,7 @@ import numpy as np
 from s1jax.inference import budget as bf
 from s1jax.inference.budget import Budget
 from s1jax.inference.engine import bucket, round_up
+from s1jax.inference.mesh import per_device_bytes
 
 __all__ = ["Workload", "check_questions", "check_budgets", "render_prompts", "nl_table", "build_workload",
            "slot_count"]
@@ -113,8 +114,12 @@ def slot_count(n: int, batch_size: int | None) -> int:
 
 
 def build_workload(model: Any, tok: Any, texts: list[str], budgets: list[Budget], spec: bf.ForcingSpec,
-                   batch_size: int | None, max_cache_len: int | None, extra_slots: int = 0) -> Workload:
-    """Tokenize, size the cache (prompt + the largest budget's bound, or ``max_cache_len``) and check it all fits."""
+                   batch_size: int | None, max_cache_len: int | None, extra_slots: int = 0,
+                   mesh: Any = None) -> Workload:
+    """Tokenize, size the cache (prompt + the largest budget's bound, or ``max_cache_len``) and check it all fits.
+
+    With a ``mesh`` the row slots are rounded up to a multiple of data x fsdp (each device holds whole rows) and the
+    memory check counts one device's share of the cache."""
     ids = tok.encode_batch(texts) if hasattr(tok, "encode_batch") else [tok.encode(t) for t in texts]
     ids = [list(x) for x in ids]
     longest = max(len(x) for x in ids)
@@ -137,12 +142,15 @@ def build_workload(model: Any, tok: Any, texts: list[str], budgets: list[Budget]
                          "(max_position_embeddings); shorten the prompt")
     p = min(bucket(longest, PROMPT_BUCKET_MIN), s - 1)
     slots = slot_count(len(texts), batch_size)
-    kv_bytes = (2 * model.config.num_layers * model.config.num_kv_heads * model.config.head_dim
-                * np.dtype(model.dtype).itemsize * slots * s)
+    shape = (1, 1, 1) if mesh is None else (mesh.shape["data"], mesh.shape["fsdp"], mesh.shape["tensor"])
+    slots = round_up(slots, shape[0] * shape[1])
+    kv_bytes = per_device_bytes(model.config, *shape, slots, s, np.dtype(model.dtype).itemsize)["cache"]
     memory = device_memory_bytes()
     if memory is not None and kv_bytes > memory:
-        raise ValueError(f"{slots} row slots x {s} cache slots need {kv_bytes / 2**30:.1f} GiB of KV cache, more "
-                         f"than the device's {memory / 2**30:.1f} GiB; lower batch_size (row slots) or max_cache_len")
+        where = "" if mesh is None else f" per device (mesh data={shape[0]} fsdp={shape[1]} tensor={shape[2]})"
+        raise ValueError(f"{slots} row slots x {s} cache slots need {kv_bytes / 2**30:.1f} GiB of KV cache{where}, "
+                         f"more than the device's {memory / 2**30:.1f} GiB; lower batch_size (row slots) or "
+                         "max_cache_len")
     limits = {
         "max_think": np.array([bf.UNLIMITED if b.max_thinking_tokens is None else b.max_thinking_tokens
                                for b in budgets], np.int64),

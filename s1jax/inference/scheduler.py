@@ -100,6 +100,8 @@ class _Stream:
         self.tok, self.printed = tok, ""
 
     def show(self, ids: list[int], final: bool) -> None:
+        if jax.process_index() != 0:  # every host runs the same loop (same device calls); process 0 prints
+            return
         text = self.tok.decode(ids)
         if text.startswith(self.printed):
             sys.stdout.write(text[len(self.printed):])
@@ -109,6 +111,10 @@ class _Stream:
         if final:
             sys.stdout.write("\n")
         sys.stdout.flush()
+
+
+def _to_host(tree: Any) -> Any:
+    return jax.tree_util.tree_map(np.asarray, tree)
 
 
 def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on_finish: OnFinish, *,
@@ -122,11 +128,16 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     b, p, n = work.slots, work.prompt_len, len(work.ids)
     params = model.params
-    state: DecodeState = engine.init_state(empty_rows(engine.spec, b), extra, slots=b, max_len=work.max_len)
+    # With a mesh, host inputs go in as NumPy: the programs place them (replicated) on every host's devices.
+    as_input = _to_host if engine.mesh is not None else (lambda tree: tree)
+    nl = as_input(nl)
+    state: DecodeState = engine.init_state(as_input(empty_rows(engine.spec, b)), as_input(extra), slots=b,
+                                           max_len=work.max_len)
     pending = collections.deque(range(n))
     task: list[tuple[int, int] | None] = [None] * b  # slot -> (question, level)
     run_stats = RunStats(slots=b)
-    bar = _tqdm(total=n, desc=desc, unit="q", leave=False) if progress else None
+    # the bar is drawn by process 0 only, but every host syncs at the same chunks (same device calls everywhere)
+    bar = _tqdm(total=n, desc=desc, unit="q", leave=False, disable=jax.process_index() != 0) if progress else None
     printer = _Stream(tok) if stream is not None else None
     chunk = STREAM_CHUNK if stream is not None else PROGRESS_CHUNK if progress else UNBOUNDED
     t0 = time.perf_counter()
@@ -142,8 +153,8 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
         slot_ids = np.full((r,), b, np.int32)  # b: an unused entry (dropped)
         slot_ids[:k] = slots
         sel = np.array(qids + [0] * (r - k))
-        rows = bf.initial_rows(prompts, lengths, engine.spec, row_keys(seed, sel), live=np.arange(r) < k,
-                               limits={f: v[sel] for f, v in work.limits.items()})
+        rows = as_input(bf.initial_rows(prompts, lengths, engine.spec, row_keys(seed, sel), live=np.arange(r) < k,
+                                    limits={f: v[sel] for f, v in work.limits.items()}))
         for q, i in zip(qids, slots):
             task[i] = (q, -1)
         run_stats.refills += 1

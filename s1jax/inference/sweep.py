@@ -33,8 +33,9 @@ from flax import struct
 
 from s1jax.inference import budget as bf
 from s1jax.inference import requests as rq
-from s1jax.inference import scheduler
+from s1jax.inference import hosts, scheduler
 from s1jax.inference.engine import get_engine
+from s1jax.inference.mesh import prepare
 from s1jax.inference.results import GenerationResult, to_result
 
 __all__ = ["Snapshots", "SweepRecorder", "run_sweep"]
@@ -98,7 +99,7 @@ def make_recorder(spec: bf.ForcingSpec) -> SweepRecorder:
 
 def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: bf.Budget, sampling: Any,
               system: str | None, max_cache_len: int | None, batch_size: int | None,
-              progress: bool) -> dict[int, list[GenerationResult]]:
+              progress: bool, mesh: Any = None) -> dict[int, list[GenerationResult]]:
     if not isinstance(budget, bf.Budget):
         raise ValueError("generate_budget_sweep takes one Budget (its max_thinking_tokens is replaced)")
     levels = sorted({int(b) for b in budgets})
@@ -110,11 +111,15 @@ def run_sweep(model: Any, tok: Any, questions: list[str], budgets: Any, budget: 
     spec = bf.ForcingSpec.build(top, tok)
     smaller = levels[:-1]
     recorder = make_recorder(spec) if smaller else None
-    engine = get_engine(model.config, np.dtype(model.dtype).name, model.attention_impl, spec, sampling, recorder)
     texts = rq.render_prompts(tok, questions, top, system)
+    hosts.check_same_on_hosts([texts, levels, dataclasses.asdict(top), dataclasses.asdict(sampling)],
+                              "questions and budgets")
+    model, mesh = prepare(model, mesh)
+    engine = get_engine(model.config, np.dtype(model.dtype).name, model.attention_impl, spec, sampling, recorder,
+                        mesh=mesh)
     answer_slots = len(spec.newline) + len(spec.end_max) + top.max_answer_tokens + 1
     work = rq.build_workload(model, tok, texts, [top] * len(questions), spec, batch_size, max_cache_len,
-                             extra_slots=answer_slots if smaller else 0)
+                             extra_slots=answer_slots if smaller else 0, mesh=mesh)
     n = len(questions)
     out: dict[int, list[GenerationResult | None]] = {b: [None] * n for b in levels}
     # question -> (levels left, index0, the thinking run's output and valid mask)
