@@ -12,6 +12,8 @@ import os
 
 import ml_collections
 
+from s1jax.inference.hosts import distributed_group
+from s1jax.inference.mesh import mesh_group
 from s1jax.model.presets import model_group
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,6 +48,10 @@ def get_config(benchmark: str = "aime24") -> ml_collections.ConfigDict:
     cfg.grade_timeout_s = 5.0
     cfg.save_token_ids = False
     cfg.progress = True
+    # Devices (s1jax/inference/mesh.py): weights tensor-parallel over `tensor`, rows + KV cache over data x fsdp;
+    # all 1 = one device. configs/eval/*_32b.py: a 32B model on a TPU slice or 8 GPUs.
+    cfg.mesh = mesh_group(data=1, fsdp=1, tensor=1)
+    cfg.distributed = distributed_group()  # jax.distributed, as in training (auto: started on multi-host)
 
     cfg.budget = ml_collections.ConfigDict()
     cfg.budget.max_answer_tokens = 512

@@ -11,6 +11,8 @@ question branches an answer at every budget (one output line per budget).
 
 import ml_collections
 
+from s1jax.inference.hosts import distributed_group
+from s1jax.inference.mesh import mesh_group
 from s1jax.model.presets import model_group
 
 
@@ -28,6 +30,11 @@ def get_config():
     cfg.max_cache_len = 0  # 0 = prompt + budgets (rounded up to a bucket)
     cfg.sweep_budgets = ()  # e.g. (512, 1024, 2048): think once, answer at each budget
     cfg.progress = True
+    # Devices (s1jax/inference/mesh.py): weights tensor-parallel over `tensor` (heads / MLP / vocab), rows and the KV
+    # cache over data x fsdp (fsdp is a second row axis at inference: weights are never all-gathered per token).
+    # All 1 = one device; e.g. tensor=8 on 8 GPUs. Multi-host: the product covers every host's devices (-1 fills).
+    cfg.mesh = mesh_group(data=1, fsdp=1, tensor=1)
+    cfg.distributed = distributed_group()  # jax.distributed, as in training (auto: started on multi-host)
 
     # s1jax.Budget fields (s1 budget forcing); see s1jax/inference/budget.py
     cfg.budget = ml_collections.ConfigDict()

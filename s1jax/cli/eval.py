@@ -4,8 +4,10 @@ budget sweeps.
 Loads the benchmark (local file or hub), the model and tokenizer, runs the enabled methods (budget forcing sweep,
 "Wait" extrapolation, conditional-control baselines, rejection sampling, majority voting), appends every graded
 generation to ``output_dir/results.jsonl`` (a rerun resumes), then writes summary.json, results.md and scaling.png.
-The config and the benchmark file are checked before the model loads; ``output_dir`` is created when generation
-starts.
+The config, the benchmark file, the ``mesh`` (against the model and the devices) and, multi-host, the item list
+(against every other host) are checked before the model loads; ``output_dir`` is created when generation starts.
+Multi-host (``distributed``): every host runs the same generations; process 0 alone writes and prints, and every host
+resumes from process 0's results file.
 """
 
 from __future__ import annotations
@@ -18,12 +20,16 @@ import ml_collections
 
 import s1jax
 from s1jax.builders import budget_from_config, sampling_from_config
-from s1jax.cli import app
-from s1jax.cli.checks import check_choice, check_dtype, check_int, check_int_sequence, check_number, check_path
+from s1jax.cli import app, multihost
+from s1jax.cli.checks import (check_choice, check_dtype, check_int, check_int_sequence, check_number, check_path,
+                              model_config_of)
 from s1jax.config import ConfigError, format_config
 from s1jax.eval import scaling as sc
 from s1jax.eval.benchmarks import BENCHMARKS, load_benchmark
 from s1jax.eval.report import ResultsWriter, write_reports
+from s1jax.inference import hosts
+from s1jax.inference.mesh import describe
+from s1jax.sharding import INFERENCE_RULES
 
 __all__ = ["COMMAND", "main", "validate"]
 
@@ -113,21 +119,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"benchmark {cfg.benchmark!r}: {e}") from e
     if not items:
         raise ConfigError(f"benchmark {cfg.benchmark!r} from {cfg.data_path or 'the hub'} has no items")
+    model_config = model_config_of(cfg.model)
+    mesh = multihost.start(cfg, model_config)  # jax.distributed + the checked mesh, before any weight
+    try:  # every host must run the same items in the same order
+        hosts.check_same_on_hosts([(it.id, it.prompt_text, it.answer) for it in items], "benchmark items")
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
     app.say(format_config(cfg))
     app.say(f"{cfg.benchmark}: {len(items)} items from {cfg.data_path or 'the hub'}")
+    app.say(describe(mesh, model_config))
 
     model = s1jax.load_model(cfg.model.path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype or None,
-                             attention_impl=cfg.model.attention_impl or None)
+                             attention_impl=cfg.model.attention_impl or None, mesh=mesh, rules=INFERENCE_RULES)
     tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path)
     gen_fn, sweep_fn = sc.make_generate_fns(model, tok, budget, sampling, system=cfg.system or None,
                                             batch_size=cfg.batch_size, max_cache_len=cfg.max_cache_len or None)
 
     with app.output_dir(cfg.output_dir):
-        writer = ResultsWriter(os.path.join(cfg.output_dir, "results.jsonl"))
+        # multi-host: process 0 writes; the others resume from (and append to) a private copy of its file
+        writer = ResultsWriter(hosts.writer_path(os.path.join(cfg.output_dir, "results.jsonl")))
         if writer.records:
             app.say(f"resuming: {len(writer.records)} generations already in {writer.path}")
         _run_methods(cfg, items, gen_fn, sweep_fn, writer)
 
+    if not hosts.is_writer():
+        return 0
     title = f"{cfg.benchmark} | {os.path.basename(os.path.normpath(cfg.model.path))}"
     paths = write_reports(writer.records, cfg.output_dir, title=title, grade_timeout_s=cfg.grade_timeout_s)
     with open(paths["markdown"], encoding="utf-8") as f:

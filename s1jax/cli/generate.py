@@ -1,9 +1,11 @@
 """``s1jax generate --config=configs/generate/default.py [--config.FIELD=VALUE ...]``: budget-forced generation.
 
 Questions come from ``prompt`` (one string) or ``questions_file`` (JSONL with a "question" or "problem" field, or
-plain text lines); each result is written as one JSON line to ``output`` (and the answer printed). With
+plain text lines); each result is written as one JSON line to ``output`` (and the answer printed) by process 0. With
 ``sweep_budgets`` set, one thinking pass per question branches an answer at every budget (one line per budget).
-The whole config, the questions and their length against the model's context are checked before the model loads.
+The whole config, the questions and their length against the model's context, the ``mesh`` against the model and the
+devices and (multi-host, ``distributed``) the question list against every other host are checked before the model
+loads; the weights are then read straight into their inference shardings (``s1jax.inference.mesh``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import ml_collections
 
 import s1jax
 from s1jax.builders import budget_from_config, sampling_from_config, tokenizer_path
-from s1jax.cli import app
+from s1jax.cli import app, multihost
 from s1jax.cli.checks import (
     check_choice,
     check_context,
@@ -29,7 +31,10 @@ from s1jax.cli.checks import (
 )
 from s1jax.config import ConfigError, format_config
 from s1jax.data.files import ROW_FILE_SUFFIXES, read_rows
+from s1jax.inference import hosts
+from s1jax.inference.mesh import describe
 from s1jax.model.api import load_model_from_group
+from s1jax.sharding import INFERENCE_RULES
 
 __all__ = ["COMMAND", "main", "read_questions", "validate"]
 
@@ -100,7 +105,8 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     system = "" if cfg.no_system else (cfg.system or None)
     prompts = [tok.chat.render_prefix(q, system) + budget.thinking_start for q in questions]
     check_context(tok, prompts, model_config, cfg.max_cache_len, what="questions")
-    return dict(budget=budget, sampling=sampling, questions=questions, tok=tok, system=system, sweep=sweep)
+    return dict(budget=budget, sampling=sampling, questions=questions, tok=tok, system=system, sweep=sweep,
+                model_config=model_config)
 
 
 def _write(records: list[dict[str, Any]], path: str) -> None:
@@ -117,10 +123,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg is None:
         return 0
     run = validate(cfg)
-    app.say(format_config(cfg))
-
-    model = load_model_from_group(cfg.model)
+    mesh = multihost.start(cfg, run["model_config"])  # jax.distributed + the checked mesh, before any weight
     questions = run["questions"]
+    try:
+        hosts.check_same_on_hosts(questions)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    app.say(format_config(cfg))
+    app.say(describe(mesh, run["model_config"]))
+
+    model = load_model_from_group(cfg.model, mesh=mesh, rules=INFERENCE_RULES)
     common = dict(sampling=run["sampling"], system=run["system"], max_cache_len=cfg.max_cache_len or None,
                   batch_size=cfg.batch_size or None, progress=cfg.progress)
     if run["sweep"]:

@@ -24,9 +24,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 
-__all__ = ["is_writer", "fingerprint", "check_same_on_hosts", "writer_path", "broadcast_bytes"]
+__all__ = ["distributed_group", "is_writer", "fingerprint", "check_same_on_hosts", "writer_path", "broadcast_bytes"]
+
+
+def distributed_group(mode: str = "auto") -> ml_collections.ConfigDict:
+    """The ``distributed`` group of the generate / eval configs, as in training (``s1jax.train.distributed``):
+    ``mode`` auto starts ``jax.distributed`` when the environment shows several processes (TPU slice with several
+    workers, SLURM with several tasks, or an explicit coordinator address)."""
+    return ml_collections.ConfigDict(dict(mode=mode, coordinator_address="", num_processes=0, process_id=-1,
+                                          local_device_ids="", initialization_timeout=300))
 
 
 def is_writer() -> bool:

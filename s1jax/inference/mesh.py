@@ -28,6 +28,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from s1jax.model.config import ModelConfig
+from s1jax.model.params import param_shardings
 from s1jax.sharding import INFERENCE_RULES, MESH_AXES, make_mesh
 
 __all__ = ["mesh_group", "resolve_sizes", "check_mesh", "inference_mesh", "row_shards", "kv_axis", "cache_spec",
@@ -125,8 +126,6 @@ def cache_spec(config: ModelConfig, mesh: Mesh) -> PartitionSpec:
 
 def param_targets(config: ModelConfig, mesh: Mesh) -> Any:
     """Tree of the parameters' inference NamedShardings (``INFERENCE_RULES``)."""
-    from s1jax.model.params import param_shardings
-
     return param_shardings(config, mesh, INFERENCE_RULES)
 
 

@@ -77,9 +77,9 @@ def load_model(
     return Model(config=config, params=params, dtype=compute, mesh=mesh, rules=rules, attention_impl=attention_impl)
 
 
-def load_model_from_group(group: Any, mesh: Mesh | None = None) -> Model:
+def load_model_from_group(group: Any, mesh: Mesh | None = None, rules: Any = DEFAULT_RULES) -> Model:
     """The Model a ``model`` config group describes (``path`` to load, else random ``preset``); every command
-    builds its model through this."""
+    builds its model through this. With a ``mesh`` the weights are read straight into their ``rules`` shardings."""
     source: Any = group.path if group.path else preset_config(group.preset)
     return load_model(
         source,
@@ -87,6 +87,7 @@ def load_model_from_group(group: Any, mesh: Mesh | None = None) -> Model:
         mesh=mesh,
         param_dtype=group.param_dtype or None,
         seed=group.seed,
+        rules=rules,
         attention_impl=group.attention_impl or None,
     )
 

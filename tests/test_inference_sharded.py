@@ -1,0 +1,185 @@
+"""The sharded engine (``s1jax.inference.mesh``) on the 8 fake CPU devices: greedy tokens identical to the unsharded
+engine (itself token-exact with the reference loop, test_engine_continuous) with continuous batching, mixed budgets
+and the budget sweep, on a (data=2, tensor=2) and a (data=1, fsdp=2, tensor=4) mesh; parameters and KV cache carry
+the intended shardings (KV heads split on tensor 2, replicated on tensor 4 > the tiny model's 2 KV heads); a bad
+mesh fails with its numbers before anything is compiled or loaded.
+
+Cost: compiling the engine's programs for each mesh is most of it, so each mesh runs one workload in the default
+suite (mixed budgets on data2 x tensor2, the sweep on fsdp2 x tensor4; the sweep on data2 x tensor2 is also run
+across two processes by test_inference_multihost); the full cross product is ``slow``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+import s1jax
+from gen_fixtures import QUESTIONS, load_tok, tiny_model, tokenizer_dir
+from s1jax.config import ConfigError
+from s1jax.inference import budget as bf
+from s1jax.inference import requests as rq
+from s1jax.inference.engine import get_engine
+from s1jax.inference.generate import generate_with_stats
+from s1jax.inference.mesh import check_mesh, per_device_bytes, prepare
+from s1jax.inference.scheduler import empty_rows
+from s1jax.sharding import make_mesh
+from test_engine_continuous import MIXED
+
+SWEEP_BUDGETS = [0, 6, 28]  # test_engine_continuous.test_sweep_on_continuous_batching: same unsharded programs
+SWEEP_BASE = s1jax.Budget(num_ignore=1, max_answer_tokens=7)
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tok()
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model()
+
+
+def mesh_of(data: int, fsdp: int, tensor: int):
+    return make_mesh(data, fsdp, tensor, devices=jax.devices()[: data * fsdp * tensor])
+
+
+@pytest.fixture(scope="module")
+def unsharded_mixed(model, tok):
+    return s1jax.generate(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False)
+
+
+@pytest.fixture(scope="module")
+def unsharded_sweep(model, tok):
+    return s1jax.generate_budget_sweep(model, tok, QUESTIONS, SWEEP_BUDGETS, budget=SWEEP_BASE, batch_size=2,
+                                       progress=False)
+
+
+def _same(sharding, mesh, spec: P, ndim: int) -> bool:
+    return sharding.is_equivalent_to(NamedSharding(mesh, spec), ndim)
+
+
+def _check_shardings(model, tok, mesh, kv_spec):
+    """Parameters in their inference shardings (TP over heads / MLP, nothing over embed), and the decode state's KV
+    cache (rows over data x fsdp, KV heads as ``kv_spec``) in and out of a compiled program, the rest replicated."""
+    placed, _ = prepare(model, mesh)
+    attn, mlp = placed.params["layers"]["self_attn"], placed.params["layers"]["mlp"]
+    assert _same(attn["q_proj"]["kernel"].sharding, mesh, P(None, None, "tensor", None), 4)
+    assert _same(attn["o_proj"]["kernel"].sharding, mesh, P(None, "tensor", None, None), 4)
+    assert _same(attn["k_proj"]["kernel"].sharding, mesh, P(None, None, kv_spec, None), 4)
+    assert _same(mlp["gate_proj"]["kernel"].sharding, mesh, P(None, None, "tensor"), 3)
+    assert _same(mlp["down_proj"]["kernel"].sharding, mesh, P(None, "tensor", None), 3)
+    assert _same(placed.params["lm_head"]["kernel"].sharding, mesh, P(None, "tensor"), 2)
+    assert prepare(placed, mesh)[0].params is placed.params  # already placed: no copy
+
+    spec = bf.ForcingSpec.build(MIXED[0], tok)
+    engine = get_engine(placed.config, np.dtype(placed.dtype).name, placed.attention_impl, spec, s1jax.Sampling(),
+                        mesh=mesh)
+    texts = rq.render_prompts(tok, QUESTIONS, MIXED[0], None)
+    work = rq.build_workload(placed, tok, texts, MIXED, spec, 2, None, mesh=mesh)
+    rows = ("data", "fsdp") if mesh.shape["data"] > 1 and mesh.shape["fsdp"] > 1 else (
+        "data" if mesh.shape["data"] > 1 else "fsdp")
+    cache = P(None, rows, None, kv_spec, None)
+    state = engine.init_state(jax.tree_util.tree_map(np.asarray, empty_rows(spec, work.slots)), None,
+                              slots=work.slots, max_len=work.max_len)
+    assert _same(state.cache.k.sharding, mesh, cache, 5)
+    nl = np.asarray(rq.nl_table(tok, placed.config.vocab_size))
+    state = engine.decode(placed.params, state, nl, np.int32(0), np.bool_(False))  # the run's compiled program
+    for leaf in (state.cache.k, state.cache.v):
+        assert _same(leaf.sharding, mesh, cache, 5)
+    for leaf in (state.cache.valid, state.cache.index, state.out, state.rows.phase, state.rows.key):
+        assert leaf.sharding.is_fully_replicated
+
+
+def test_data2_tensor2_mixed_budgets_match_unsharded(model, tok, unsharded_mixed):
+    mesh = mesh_of(2, 1, 2)
+    results, stats = generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False,
+                                         mesh=mesh)
+    assert stats.slots == 2 and stats.refills >= 4  # continuous batching: rows refilled while others decode
+    assert [r.to_dict() for r in results] == [r.to_dict() for r in unsharded_mixed]
+    _check_shardings(model, tok, mesh, kv_spec="tensor")  # 2 KV heads over tensor 2
+
+
+def test_fsdp2_tensor4_sweep_matches_unsharded(model, tok, unsharded_sweep):
+    mesh = mesh_of(1, 2, 4)
+    sweep = s1jax.generate_budget_sweep(model, tok, QUESTIONS, SWEEP_BUDGETS, budget=SWEEP_BASE, batch_size=2,
+                                        progress=False, mesh=mesh)
+    for b in SWEEP_BUDGETS:
+        assert [r.to_dict() for r in sweep[b]] == [r.to_dict() for r in unsharded_sweep[b]], b
+    placed, _ = prepare(model, mesh)  # tensor 4 > 2 KV heads: KV projections replicated, query heads split
+    attn = placed.params["layers"]["self_attn"]
+    assert _same(attn["k_proj"]["kernel"].sharding, mesh, P(), 4)
+    assert _same(attn["q_proj"]["kernel"].sharding, mesh, P(None, None, "tensor", None), 4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sizes", [(2, 1, 2), (1, 2, 4)])
+def test_every_workload_on_every_mesh(model, tok, unsharded_mixed, unsharded_sweep, sizes):
+    mesh = mesh_of(*sizes)
+    mixed = s1jax.generate(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False, mesh=mesh)
+    assert [r.to_dict() for r in mixed] == [r.to_dict() for r in unsharded_mixed]
+    sweep = s1jax.generate_budget_sweep(model, tok, QUESTIONS, SWEEP_BUDGETS, budget=SWEEP_BASE, batch_size=2,
+                                        progress=False, mesh=mesh)
+    for b in SWEEP_BUDGETS:
+        assert [r.to_dict() for r in sweep[b]] == [r.to_dict() for r in unsharded_sweep[b]], b
+    _check_shardings(model, tok, mesh, kv_spec="tensor" if sizes[2] == 2 else None)
+
+
+# ----------------------------------------------------------------------------------------------- bad input
+
+
+def test_bad_mesh_names_the_numbers():
+    from s1jax.model.presets import preset_config
+
+    c = preset_config("tiny")  # 4 heads, 2 KV heads, MLP 128
+    with pytest.raises(ValueError, match=r"mesh.tensor=3 does not divide the model's 4 attention heads.*1, 2, 4"):
+        check_mesh(c, 1, 1, 3, devices=3)
+    with pytest.raises(ValueError, match=r"needs 16 devices, but only 8 are available"):
+        check_mesh(c, 4, 1, 4, devices=8)
+    with pytest.raises(ValueError, match=r"other axes \(3\) do not divide the 8 devices"):
+        check_mesh(c, -1, 1, 3, devices=8)
+    with pytest.raises(ValueError, match=r"at most one -1"):
+        check_mesh(c, -1, -1, 1, devices=8)
+    odd_kv = dataclasses.replace(c, num_heads=12, num_kv_heads=4, head_dim=8, intermediate_size=96)
+    with pytest.raises(ValueError, match=r"mesh.tensor=6 and the model's 4 KV heads"):
+        check_mesh(odd_kv, 1, 1, 6, devices=6)
+    with pytest.raises(ValueError, match=r"mesh.tensor=4 does not divide the model's MLP width 90"):
+        check_mesh(dataclasses.replace(odd_kv, intermediate_size=90), 1, 1, 4, devices=4)
+    assert check_mesh(c, -1, 1, 4, devices=8) == (2, 1, 4)
+
+
+def test_cli_rejects_a_bad_mesh_before_loading(tmp_path, monkeypatch):
+    from s1jax.cli import generate as cli
+    from s1jax.model import api
+
+    def no_load(*_a, **_k):
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(cli, "load_model_from_group", no_load)
+    base = ["--config=configs/generate/default.py", "--config.prompt=hi", f"--config.output={tmp_path}/o.jsonl",
+            f"--config.model.tokenizer={tokenizer_dir()}"]
+    with pytest.raises(ConfigError, match=r"mesh.tensor=3 does not divide the model's 4 attention heads"):
+        cli.main(base + ["--config.mesh.tensor=3"])
+    with pytest.raises(ConfigError, match=r"needs 16 devices, but only 8 are available"):
+        cli.main(base + ["--config.mesh.data=4", "--config.mesh.tensor=4"])
+    assert api is not None and not (tmp_path / "o.jsonl").exists()
+
+
+def test_per_device_memory_model():
+    """The analytic per-device bytes behind the 32B configs: Qwen2.5-32B in bf16, 32768-slot rows."""
+    from s1jax.model.presets import preset_config
+
+    c = preset_config("qwen2_5_32b")
+    one = per_device_bytes(c, 1, 1, 1, slots=1, max_len=32768, itemsize=2)
+    assert one["cache"] == 2 * c.num_layers * 32768 * c.num_kv_heads * c.head_dim * 2 == 8 * 2**30  # 256 KiB/token
+    assert math.isclose(one["params"], 2 * c.num_params, rel_tol=1e-4)  # all but biases and norms
+    tp8 = per_device_bytes(c, 1, 1, 8, slots=16, max_len=32768, itemsize=2)
+    assert tp8["cache"] == 16 * one["cache"] // 8  # 8 KV heads over tensor 8
+    tp16 = per_device_bytes(c, 1, 1, 16, slots=16, max_len=32768, itemsize=2)
+    assert tp16["cache"] == 16 * one["cache"]  # tensor 16 > 8 KV heads: replicated
+    assert math.isclose(tp8["params"] * 8, one["params"], rel_tol=1e-3)
