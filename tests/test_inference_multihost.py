@@ -20,13 +20,14 @@ import sys
 import pytest
 
 import s1jax
-from gen_fixtures import tiny_model, tokenizer_dir
+from gen_fixtures import QUESTIONS, tiny_model, tokenizer_dir
 from s1jax.eval.benchmarks import load_benchmark
 from s1jax.eval.report import load_records
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-PROBLEMS = [("What is 1 + 2?", "3"), ("How many r in raspberry?", "3"), ("Let me check 20", "20"),
-            ("Hmm, 4 + 4?", "8")]
+# The eval items are gen_fixtures' questions and the budget is like test_engine_continuous's: the one-process
+# reference then compiles programs the suite already has (same shapes) and mostly loads them from the session cache.
+PROBLEMS = list(zip(QUESTIONS[:4], ("3", "3", "20", "3")))
 BUDGET = 24  # one budget: the eval's sweep is one level, i.e. the same engine as generate with this budget
 ANSWER_TOKENS = 8
 

@@ -183,3 +183,21 @@ def test_per_device_memory_model():
     tp16 = per_device_bytes(c, 1, 1, 16, slots=16, max_len=32768, itemsize=2)
     assert tp16["cache"] == 16 * one["cache"]  # tensor 16 > 8 KV heads: replicated
     assert math.isclose(tp8["params"] * 8, one["params"], rel_tol=1e-3)
+
+
+@pytest.mark.parametrize("target", ["v5p-8", "v6e-8", "h100x8"])
+def test_32b_eval_configs_fit_their_targets(target):
+    """configs/eval/s1_32b.py: the mesh covers the target's chips and suits Qwen2.5-32B, and weights + every row's
+    32768-slot cache fit one chip's usable HBM by the analytic model (the compiler check: make aot)."""
+    from s1jax.aot.targets import parse_target
+    from s1jax.config import load_config_file
+    from s1jax.model.presets import preset_config
+
+    cfg = load_config_file(f"configs/eval/s1_1_32b.py:{target}")
+    c = preset_config(cfg.model.preset)
+    chip = parse_target(target)
+    m = cfg.mesh
+    assert check_mesh(c, m.data, m.fsdp, m.tensor, devices=chip.num_devices) == (m.data, m.fsdp, m.tensor)
+    need = per_device_bytes(c, m.data, m.fsdp, m.tensor, cfg.batch_size, cfg.max_cache_len, itemsize=2)
+    assert need["params"] + need["cache"] < chip.chip.usable_bytes
+    assert cfg.max_cache_len == 32768 and cfg.budget.uncapped_thinking_tokens < 32768
