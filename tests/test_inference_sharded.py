@@ -1,7 +1,8 @@
 """The sharded engine (``s1jax.inference.mesh``) on the 8 fake CPU devices: greedy tokens identical to the unsharded
 engine (itself token-exact with the reference loop, test_engine_continuous) with continuous batching, mixed budgets
 and the budget sweep, on a (data=2, tensor=2) and a (data=1, fsdp=2, tensor=4) mesh; parameters and KV cache carry
-the intended shardings (KV heads split on tensor 2, replicated on tensor 4 > the tiny model's 2 KV heads); a bad
+the intended shardings (KV heads split on tensor 2; on tensor 4 > the tiny model's 2 KV heads each is repeated
+twice, one per chip); a bad
 mesh fails with its numbers before anything is compiled or loaded.
 
 Cost: compiling the engine's programs for each mesh is most of it, so each mesh runs one workload in the default
@@ -111,10 +112,9 @@ def test_fsdp2_tensor4_sweep_matches_unsharded(model, tok, unsharded_sweep):
                                         progress=False, mesh=mesh)
     for b in SWEEP_BUDGETS:
         assert [r.to_dict() for r in sweep[b]] == [r.to_dict() for r in unsharded_sweep[b]], b
-    placed, _ = prepare(model, mesh)  # tensor 4 > 2 KV heads: KV projections replicated, query heads split
-    attn = placed.params["layers"]["self_attn"]
-    assert _same(attn["k_proj"]["kernel"].sharding, mesh, P(), 4)
-    assert _same(attn["q_proj"]["kernel"].sharding, mesh, P(None, None, "tensor", None), 4)
+    _check_shardings(model, tok, mesh, kv_spec="tensor")  # 2 KV heads, each repeated twice: one per chip
+    placed, _ = prepare(model, mesh)
+    assert placed.config.num_kv_heads == 4 and placed.params["layers"]["self_attn"]["k_proj"]["kernel"].shape[2] == 4
 
 
 @pytest.mark.slow
@@ -127,7 +127,7 @@ def test_every_workload_on_every_mesh(model, tok, unsharded_mixed, unsharded_swe
                                         progress=False, mesh=mesh)
     for b in SWEEP_BUDGETS:
         assert [r.to_dict() for r in sweep[b]] == [r.to_dict() for r in unsharded_sweep[b]], b
-    _check_shardings(model, tok, mesh, kv_spec="tensor" if sizes[2] == 2 else None)
+    _check_shardings(model, tok, mesh, kv_spec="tensor")
 
 
 # ----------------------------------------------------------------------------------------------- bad input
@@ -181,7 +181,7 @@ def test_per_device_memory_model():
     tp8 = per_device_bytes(c, 1, 1, 8, slots=16, max_len=32768, itemsize=2)
     assert tp8["cache"] == 16 * one["cache"] // 8  # 8 KV heads over tensor 8
     tp16 = per_device_bytes(c, 1, 1, 16, slots=16, max_len=32768, itemsize=2)
-    assert tp16["cache"] == 16 * one["cache"]  # tensor 16 > 8 KV heads: replicated
+    assert tp16["cache"] == tp8["cache"]  # tensor 16 > 8 KV heads: each repeated twice, one head per chip
     assert math.isclose(tp8["params"] * 8, one["params"], rel_tol=1e-3)
 
 

@@ -28,7 +28,7 @@ from s1jax.eval import scaling as sc
 from s1jax.eval.benchmarks import BENCHMARKS, load_benchmark
 from s1jax.eval.report import ResultsWriter, write_reports
 from s1jax.inference import hosts
-from s1jax.inference.mesh import describe
+from s1jax.inference.mesh import describe, prepare
 from s1jax.sharding import INFERENCE_RULES
 
 __all__ = ["COMMAND", "main", "validate"]
@@ -131,6 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = s1jax.load_model(cfg.model.path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype or None,
                              attention_impl=cfg.model.attention_impl or None, mesh=mesh, rules=INFERENCE_RULES)
+    model, _ = prepare(model, mesh)  # once for every generate call (KV heads expanded past the tensor axis)
     tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path)
     gen_fn, sweep_fn = sc.make_generate_fns(model, tok, budget, sampling, system=cfg.system or None,
                                             batch_size=cfg.batch_size, max_cache_len=cfg.max_cache_len or None)

@@ -32,7 +32,7 @@ from s1jax.cli.checks import (
 from s1jax.config import ConfigError, format_config
 from s1jax.data.files import ROW_FILE_SUFFIXES, read_rows
 from s1jax.inference import hosts
-from s1jax.inference.mesh import describe
+from s1jax.inference.mesh import describe, prepare
 from s1jax.model.api import load_model_from_group
 from s1jax.sharding import INFERENCE_RULES
 
@@ -133,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.say(describe(mesh, run["model_config"]))
 
     model = load_model_from_group(cfg.model, mesh=mesh, rules=INFERENCE_RULES)
+    model, _ = prepare(model, mesh)  # once for every generate call (KV heads expanded past the tensor axis)
     common = dict(sampling=run["sampling"], system=run["system"], max_cache_len=cfg.max_cache_len or None,
                   batch_size=cfg.batch_size or None, progress=cfg.progress)
     if run["sweep"]:

@@ -7,8 +7,11 @@
 - **Rows**: the engine's row slots (and so the KV cache's rows) are split over ``data`` x ``fsdp`` (``fsdp`` is a
   second row axis at inference); the number of slots is rounded up to a multiple of that product.
 - **KV cache** ``[layers, rows, slots, kv_heads, head_dim]``: rows over data x fsdp, KV heads over ``tensor``. When
-  ``tensor`` exceeds the KV heads (Qwen2.5's 8 KV heads on tensor 16) the KV projections and the cache's KV heads
-  are replicated over ``tensor``: every chip then holds all KV heads of its rows (the query heads stay split).
+  ``tensor`` is a multiple of the KV heads (8 KV heads on tensor 16) each KV head is replicated ``tensor / kv``
+  times (``expand_kv_heads``, as vLLM does): the K/V projections' head axis is repeated and the model runs with
+  ``num_kv_heads = tensor``, so every chip holds exactly one KV head, the one its query heads attend with
+  (query head h still reads original KV head h // (heads / kv): the same numbers, one head per chip instead of
+  every head on every chip).
 - Everything else of the decode state (row state machines, output buffer, valid masks; a few MB) is replicated, so
   every host reads finished rows from its own devices with no collective.
 
@@ -32,7 +35,7 @@ from s1jax.model.params import param_shardings
 from s1jax.sharding import INFERENCE_RULES, MESH_AXES, make_mesh
 
 __all__ = ["mesh_group", "resolve_sizes", "check_mesh", "inference_mesh", "row_shards", "kv_axis", "cache_spec",
-           "param_targets", "place_params", "prepare", "per_device_bytes", "describe", "mesh_from_group"]
+           "param_targets", "place_params", "expand_kv_heads", "prepare", "per_device_bytes", "describe", "mesh_from_group"]
 
 ROWS = ("data", "fsdp")
 
@@ -79,7 +82,7 @@ def check_mesh(config: ModelConfig, data: int, fsdp: int, tensor: int, devices: 
                          f"use a tensor size among {_divisors(heads)}")
     if kv % tensor and tensor % kv:
         raise ValueError(f"mesh.tensor={tensor} and the model's {kv} KV heads: tensor must divide them or be a "
-                         f"multiple of them (then every chip holds all KV heads); use one of {_divisors(kv)} "
+                         f"multiple of them (then each KV head is replicated); use one of {_divisors(kv)} "
                          f"or a multiple of {kv}")
     if mlp % tensor:
         raise ValueError(f"mesh.tensor={tensor} does not divide the model's MLP width {mlp}; "
@@ -113,9 +116,31 @@ def row_shards(mesh: Mesh | None) -> int:
 
 
 def kv_axis(config: ModelConfig, mesh: Mesh) -> str | None:
-    """``"tensor"`` when the KV heads are split over it, None when they are replicated (tensor 1 or > KV heads)."""
+    """``"tensor"`` when the KV heads are split over it (after ``expand_kv_heads``), None for tensor 1."""
     t = mesh.shape["tensor"]
     return "tensor" if t > 1 and config.num_kv_heads % t == 0 else None
+
+
+def expand_kv_heads(model: Any, mesh: Mesh) -> Any:
+    """``model`` with each KV head repeated ``tensor / num_kv_heads`` times when tensor exceeds the KV heads (else
+    as is): K/V projection kernels ``[layers, embed, kv, head_dim]`` and biases ``[layers, kv, head_dim]`` repeated
+    along their head axis, ``config.num_kv_heads = tensor``, the result in its inference shardings (one KV head per
+    chip). Query head h of G = heads / kv per group reads KV head h // G before and the copy h // (heads / tensor)
+    of the same head after, so the model computes the same function."""
+    config, t = model.config, mesh.shape["tensor"]
+    if t <= config.num_kv_heads:
+        return model
+    repeats = t // config.num_kv_heads
+    wide = dataclasses.replace(config, num_kv_heads=t)
+
+    def expand(params: Any) -> Any:
+        attn = dict(params["layers"]["self_attn"])
+        for name in ("k_proj", "v_proj"):
+            attn[name] = {k: jax.numpy.repeat(v, repeats, axis=-2) for k, v in attn[name].items()}
+        return {**params, "layers": {**params["layers"], "self_attn": attn}}
+
+    params = jax.jit(expand, out_shardings=param_targets(wide, mesh))(model.params)
+    return dataclasses.replace(model, config=wide, params=params)
 
 
 def cache_spec(config: ModelConfig, mesh: Mesh) -> PartitionSpec:
@@ -144,8 +169,10 @@ def place_params(params: Any, config: ModelConfig, mesh: Mesh) -> Any:
 
 
 def prepare(model: Any, mesh: Mesh | None) -> tuple[Any, Mesh | None]:
-    """The model a generation call runs: with ``mesh`` (default: the model's own), checked against the model and
-    with its parameters in their inference shardings; without, the model as is."""
+    """The model a generation call runs: with ``mesh`` (default: the model's own), checked against the model, KV
+    heads expanded to the tensor axis if it exceeds them, parameters in their inference shardings; without, the
+    model as is. Idempotent: preparing a prepared model costs nothing (callers that generate many times, like the
+    CLI, prepare once)."""
     mesh = mesh if mesh is not None else getattr(model, "mesh", None)
     if mesh is None:
         return model, None
@@ -153,6 +180,7 @@ def prepare(model: Any, mesh: Mesh | None) -> tuple[Any, Mesh | None]:
         raise ValueError(f"mesh must be a jax.sharding.Mesh with axes {MESH_AXES} (s1jax.sharding.make_mesh), "
                          f"got {getattr(mesh, 'axis_names', type(mesh).__name__)}")
     check_mesh(model.config, mesh.shape["data"], mesh.shape["fsdp"], mesh.shape["tensor"], mesh.size)
+    model = expand_kv_heads(model, mesh)
     params = place_params(model.params, model.config, mesh)
     return dataclasses.replace(model, params=params, mesh=mesh, rules=INFERENCE_RULES), mesh
 
@@ -160,16 +188,16 @@ def prepare(model: Any, mesh: Mesh | None) -> tuple[Any, Mesh | None]:
 def per_device_bytes(config: ModelConfig, data: int, fsdp: int, tensor: int, slots: int, max_len: int,
                      itemsize: int, param_itemsize: int | None = None) -> dict[str, int]:
     """Analytic bytes one device holds: its weight shard and its KV-cache share (rows / (data x fsdp), KV heads /
-    tensor unless replicated). Vocabulary matrices count as split (they are when tensor divides the vocab)."""
+    tensor, at least one). Vocabulary matrices count as split (they are when tensor divides the vocab)."""
     param_itemsize = itemsize if param_itemsize is None else param_itemsize
     c = config
-    kv_split = tensor if tensor > 1 and c.num_kv_heads % tensor == 0 else 1
+    kv_per_chip = max(c.num_kv_heads, tensor) // tensor  # expand_kv_heads: one head per chip past the KV heads
     per_layer_split = (c.hidden_size * c.num_heads * c.head_dim * 2 + 3 * c.hidden_size * c.intermediate_size) / tensor
-    per_layer_kv = 2 * c.hidden_size * c.num_kv_heads * c.head_dim / kv_split
+    per_layer_kv = 2 * c.hidden_size * kv_per_chip * c.head_dim
     vocab = c.vocab_size * c.hidden_size * (1 if c.tie_word_embeddings else 2) / tensor
     params = (c.num_layers * (per_layer_split + per_layer_kv) + vocab) * param_itemsize
     rows = -(-slots // (data * fsdp))
-    cache = 2 * c.num_layers * rows * max_len * (c.num_kv_heads // kv_split) * c.head_dim * itemsize
+    cache = 2 * c.num_layers * rows * max_len * kv_per_chip * c.head_dim * itemsize
     return {"params": int(params), "cache": int(cache)}
 
 
@@ -177,8 +205,9 @@ def describe(mesh: Mesh | None, config: ModelConfig) -> str:
     """One line for logs: the mesh and what is split over it."""
     if mesh is None:
         return "mesh: none (one device)"
-    kv = "KV heads split over tensor" if kv_axis(config, mesh) else (
-        "KV heads replicated over tensor" if mesh.shape["tensor"] > 1 else "")
+    t = mesh.shape["tensor"]
+    kv = "" if t == 1 else ("KV heads split over tensor" if config.num_kv_heads >= t else
+                            f"{config.num_kv_heads} KV heads each replicated {t // config.num_kv_heads}x over tensor")
     return (f"mesh: data={mesh.shape['data']} fsdp={mesh.shape['fsdp']} tensor={mesh.shape['tensor']} "
             f"({mesh.size} devices, {jax.process_count()} process(es)); rows over data x fsdp"
             + (f", {kv}" if kv else ""))
