@@ -119,15 +119,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise ConfigError(f"benchmark {cfg.benchmark!r}: {e}") from e
     if not items:
         raise ConfigError(f"benchmark {cfg.benchmark!r} from {cfg.data_path or 'the hub'} has no items")
-    model_config = model_config_of(cfg.model)
-    mesh = multihost.start(cfg, model_config)  # jax.distributed + the checked mesh, before any weight
+    # jax.distributed + the checked mesh (the architecture is read from the checkpoint's metadata), before any weight
+    mesh = multihost.start(cfg, lambda: model_config_of(cfg.model))
     try:  # every host must run the same items in the same order
         hosts.check_same_on_hosts([(it.id, it.prompt_text, it.answer) for it in items], "benchmark items")
     except ValueError as e:
         raise ConfigError(str(e)) from e
     app.say(format_config(cfg))
     app.say(f"{cfg.benchmark}: {len(items)} items from {cfg.data_path or 'the hub'}")
-    app.say(describe(mesh, model_config))
+    if mesh is not None:
+        app.say(describe(mesh, model_config_of(cfg.model)))
 
     model = s1jax.load_model(cfg.model.path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype or None,
                              attention_impl=cfg.model.attention_impl or None, mesh=mesh, rules=INFERENCE_RULES)

@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if cfg is None:
         return 0
     run = validate(cfg)
-    mesh = multihost.start(cfg, run["model_config"])  # jax.distributed + the checked mesh, before any weight
+    mesh = multihost.start(cfg, lambda: run["model_config"])  # jax.distributed + the checked mesh, before weights
     questions = run["questions"]
     try:
         hosts.check_same_on_hosts(questions)
