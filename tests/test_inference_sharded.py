@@ -16,19 +16,15 @@ import dataclasses
 import math
 
 import jax
-import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import s1jax
 from gen_fixtures import QUESTIONS, load_tok, tiny_model, tokenizer_dir
 from s1jax.config import ConfigError
-from s1jax.inference import budget as bf
-from s1jax.inference import requests as rq
-from s1jax.inference.engine import get_engine
+from s1jax.inference import scheduler
 from s1jax.inference.generate import generate_with_stats
 from s1jax.inference.mesh import check_mesh, per_device_bytes, prepare
-from s1jax.inference.scheduler import empty_rows
 from s1jax.sharding import make_mesh
 from test_engine_continuous import MIXED
 
@@ -65,61 +61,80 @@ def _same(sharding, mesh, spec: P, ndim: int) -> bool:
     return sharding.is_equivalent_to(NamedSharding(mesh, spec), ndim)
 
 
-def _check_shardings(model, tok, mesh, kv_spec):
-    """Parameters in their inference shardings (TP over heads / MLP, nothing over embed), and the decode state's KV
-    cache (rows over data x fsdp, KV heads as ``kv_spec``) in and out of a compiled program, the rest replicated."""
-    placed, _ = prepare(model, mesh)
-    attn, mlp = placed.params["layers"]["self_attn"], placed.params["layers"]["mlp"]
+@pytest.fixture
+def decoded(monkeypatch):
+    """What the engine's decode program received and returned during the next runs (params and the state's
+    shardings), spied on the real scheduler loop: no extra compilation."""
+    seen: list[dict] = []
+    real_run = scheduler.run
+
+    def run(model, engine, *args, **kwargs):
+        decode = engine.decode
+
+        def spy(params, state, *rest):
+            out = decode(params, state, *rest)
+            seen.append({"params": params, "in": state.cache.k.sharding, "k": out.cache.k.sharding,
+                         "v": out.cache.v.sharding, "shape": out.cache.k.shape,
+                         "replicated": [x.sharding.is_fully_replicated for x in (
+                             out.cache.valid, out.cache.index, out.out, out.rows.phase, out.rows.key)]})
+            return out
+
+        engine.decode = spy
+        try:
+            return real_run(model, engine, *args, **kwargs)
+        finally:
+            engine.decode = decode
+
+    monkeypatch.setattr(scheduler, "run", run)
+    return seen
+
+
+def _check_shardings(seen, mesh, kv_spec):
+    """Parameters in their inference shardings (TP over heads / MLP / vocab, nothing over embed), and the decode
+    state's KV cache (rows over data x fsdp, KV heads as ``kv_spec``) in and out of the compiled program, the rest
+    of the state replicated."""
+    assert seen
+    params = seen[0]["params"]
+    attn, mlp = params["layers"]["self_attn"], params["layers"]["mlp"]
     assert _same(attn["q_proj"]["kernel"].sharding, mesh, P(None, None, "tensor", None), 4)
     assert _same(attn["o_proj"]["kernel"].sharding, mesh, P(None, "tensor", None, None), 4)
     assert _same(attn["k_proj"]["kernel"].sharding, mesh, P(None, None, kv_spec, None), 4)
     assert _same(mlp["gate_proj"]["kernel"].sharding, mesh, P(None, None, "tensor"), 3)
     assert _same(mlp["down_proj"]["kernel"].sharding, mesh, P(None, "tensor", None), 3)
-    assert _same(placed.params["lm_head"]["kernel"].sharding, mesh, P(None, "tensor"), 2)
-    assert prepare(placed, mesh)[0].params is placed.params  # already placed: no copy
-
-    spec = bf.ForcingSpec.build(MIXED[0], tok)
-    engine = get_engine(placed.config, np.dtype(placed.dtype).name, placed.attention_impl, spec, s1jax.Sampling(),
-                        mesh=mesh)
-    texts = rq.render_prompts(tok, QUESTIONS, MIXED[0], None)
-    work = rq.build_workload(placed, tok, texts, MIXED, spec, 2, None, mesh=mesh)
-    rows = ("data", "fsdp") if mesh.shape["data"] > 1 and mesh.shape["fsdp"] > 1 else (
-        "data" if mesh.shape["data"] > 1 else "fsdp")
-    cache = P(None, rows, None, kv_spec, None)
-    state = engine.init_state(jax.tree_util.tree_map(np.asarray, empty_rows(spec, work.slots)), None,
-                              slots=work.slots, max_len=work.max_len)
-    assert _same(state.cache.k.sharding, mesh, cache, 5)
-    nl = np.asarray(rq.nl_table(tok, placed.config.vocab_size))
-    state = engine.decode(placed.params, state, nl, np.int32(0), np.bool_(False))  # the run's compiled program
-    for leaf in (state.cache.k, state.cache.v):
-        assert _same(leaf.sharding, mesh, cache, 5)
-    for leaf in (state.cache.valid, state.cache.index, state.out, state.rows.phase, state.rows.key):
-        assert leaf.sharding.is_fully_replicated
+    assert _same(params["lm_head"]["kernel"].sharding, mesh, P(None, "tensor"), 2)
+    assert _same(params["embed_tokens"]["embedding"].sharding, mesh, P("tensor", None), 2)
+    rows = tuple(a for a in ("data", "fsdp") if mesh.shape[a] > 1)
+    cache = P(None, rows[0] if len(rows) == 1 else rows, None, kv_spec, None)
+    for call in seen:
+        for key in ("in", "k", "v"):
+            assert _same(call[key], mesh, cache, 5), (key, call[key])
+        assert all(call["replicated"])
 
 
-def test_data2_tensor2_mixed_budgets_match_unsharded(model, tok, unsharded_mixed):
+def test_data2_tensor2_mixed_budgets_match_unsharded(model, tok, unsharded_mixed, decoded):
     mesh = mesh_of(2, 1, 2)
     results, stats = generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False,
                                          mesh=mesh)
     assert stats.slots == 2 and stats.refills >= 4  # continuous batching: rows refilled while others decode
     assert [r.to_dict() for r in results] == [r.to_dict() for r in unsharded_mixed]
-    _check_shardings(model, tok, mesh, kv_spec="tensor")  # 2 KV heads over tensor 2
+    _check_shardings(decoded, mesh, kv_spec="tensor")  # 2 KV heads over tensor 2
+    placed, _ = prepare(model, mesh)
+    assert prepare(placed, mesh)[0].params is placed.params  # prepared once: no copy on the next call
 
 
-def test_fsdp2_tensor4_sweep_matches_unsharded(model, tok, unsharded_sweep):
+def test_fsdp2_tensor4_sweep_matches_unsharded(model, tok, unsharded_sweep, decoded):
     mesh = mesh_of(1, 2, 4)
     sweep = s1jax.generate_budget_sweep(model, tok, QUESTIONS, SWEEP_BUDGETS, budget=SWEEP_BASE, batch_size=2,
                                         progress=False, mesh=mesh)
     for b in SWEEP_BUDGETS:
         assert [r.to_dict() for r in sweep[b]] == [r.to_dict() for r in unsharded_sweep[b]], b
-    _check_shardings(model, tok, mesh, kv_spec="tensor")  # 2 KV heads, each repeated twice: one per chip
-    placed, _ = prepare(model, mesh)
-    assert placed.config.num_kv_heads == 4 and placed.params["layers"]["self_attn"]["k_proj"]["kernel"].shape[2] == 4
+    _check_shardings(decoded, mesh, kv_spec="tensor")  # 2 KV heads, each repeated twice: one per chip
+    assert decoded[0]["shape"][3] == 4 and decoded[0]["params"]["layers"]["self_attn"]["k_proj"]["kernel"].shape[2] == 4
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sizes", [(2, 1, 2), (1, 2, 4)])
-def test_every_workload_on_every_mesh(model, tok, unsharded_mixed, unsharded_sweep, sizes):
+def test_every_workload_on_every_mesh(model, tok, unsharded_mixed, unsharded_sweep, decoded, sizes):
     mesh = mesh_of(*sizes)
     mixed = s1jax.generate(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False, mesh=mesh)
     assert [r.to_dict() for r in mixed] == [r.to_dict() for r in unsharded_mixed]
@@ -127,7 +142,7 @@ def test_every_workload_on_every_mesh(model, tok, unsharded_mixed, unsharded_swe
                                         progress=False, mesh=mesh)
     for b in SWEEP_BUDGETS:
         assert [r.to_dict() for r in sweep[b]] == [r.to_dict() for r in unsharded_sweep[b]], b
-    _check_shardings(model, tok, mesh, kv_spec="tensor")
+    _check_shardings(decoded, mesh, kv_spec="tensor")
 
 
 # ----------------------------------------------------------------------------------------------- bad input
