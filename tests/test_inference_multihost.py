@@ -5,7 +5,8 @@ only generates the new items on both, or the collective programs would deadlock)
 question list fail with both counts.
 
 One subprocess pair does everything (its generate and eval share one compiled engine: same budget, slots and
-cache), and the one-process reference runs here, so the whole test compiles two engines' worth of programs.
+cache), and the one-process reference runs here with the engine test_engine_continuous already compiled (same
+model, tokenizer, budget strings, slots and cache length): in a suite run only the subprocesses compile.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sys
 import pytest
 
 import s1jax
-from gen_fixtures import QUESTIONS, tiny_model, tokenizer_dir
+from gen_fixtures import QUESTIONS, load_tok, tiny_model, tokenizer_dir
 from s1jax.eval.benchmarks import load_benchmark
 from s1jax.eval.report import load_records
 
@@ -28,8 +29,8 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 # The eval items are gen_fixtures' questions and the budget is like test_engine_continuous's: the one-process
 # reference then compiles programs the suite already has (same shapes) and mostly loads them from the session cache.
 PROBLEMS = list(zip(QUESTIONS[:4], ("3", "3", "20", "3")))
-BUDGET = 24  # one budget: the eval's sweep is one level, i.e. the same engine as generate with this budget
-ANSWER_TOKENS = 8
+BUDGET = 40  # one budget: the eval's sweep is one level, i.e. the same engine as generate with this budget
+ANSWER_TOKENS = 12
 
 DRIVER = r"""
 import json, sys
@@ -53,7 +54,7 @@ except ValueError as e:
     print("DISAGREE " + str(e), flush=True)
 mesh = make_mesh(2, 1, 2)
 model = s1jax.load_model({model!r}, dtype="float32", mesh=mesh, rules=INFERENCE_RULES)
-tok = s1jax.load_tokenizer({model!r})
+tok = s1jax.load_tokenizer({tokenizer!r})
 res = s1jax.generate(model, tok, {prompts!r}, budget=s1jax.Budget(max_thinking_tokens={budget},
                      max_answer_tokens={answer}), batch_size=2, progress=False)
 print("TOKENS " + json.dumps([r.token_ids for r in res]), flush=True)
@@ -82,6 +83,7 @@ def setup(tmp_path_factory):
 def _eval_argv(model_dir, bench, out):
     return ["--config=" + str(REPO / "configs" / "eval" / "aime24.py"), "--config.benchmark=jsonl",
             f"--config.data_path={bench}", f"--config.model.path={model_dir}", "--config.model.dtype=float32",
+            f"--config.model.tokenizer={tokenizer_dir()}",  # gen_fixtures' tokenizer: the engine of the suite
             f"--config.output_dir={out}", f"--config.budgets=({BUDGET},)", "--config.batch_size=2",
             "--config.progress=false", f"--config.budget.max_answer_tokens={ANSWER_TOKENS}"]
 
@@ -91,6 +93,7 @@ def test_two_processes_match_one(setup):
     prompts = [it.prompt_text for it in load_benchmark("jsonl", str(bench))]
     multi_out = root / "multi"
     script = DRIVER.format(tests=str(REPO / "tests"), addr=f"127.0.0.1:{_free_port()}", model=str(model_dir),
+                           tokenizer=tokenizer_dir(),
                            prompts=prompts, budget=BUDGET, answer=ANSWER_TOKENS,
                            argv=_eval_argv(model_dir, bench, multi_out))
     flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
@@ -116,10 +119,8 @@ def test_two_processes_match_one(setup):
         assert "process 1 has 3" in line(output, "DISAGREE")
         assert "DONE" in output.splitlines()
 
-    # one unsharded process: the same generate call and the same eval
-    model = s1jax.load_model(str(model_dir), dtype="float32")
-    tok = s1jax.load_tokenizer(str(model_dir))
-    single = s1jax.generate(model, tok, prompts, budget=s1jax.Budget(max_thinking_tokens=BUDGET,
+    # one unsharded process: the same generate call (the in-memory model the HF dir was written from) and the eval
+    single = s1jax.generate(tiny_model(), load_tok(), prompts, budget=s1jax.Budget(max_thinking_tokens=BUDGET,
                             max_answer_tokens=ANSWER_TOKENS), batch_size=2, progress=False)
     tokens = [r.token_ids for r in single]
     assert json.loads(line(outputs[0], "TOKENS")) == tokens == json.loads(line(outputs[1], "TOKENS"))
