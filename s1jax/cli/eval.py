@@ -1,11 +1,17 @@
 """``s1jax eval --config=configs/eval/aime24.py --config.model.path=PATH [--config.FIELD=VALUE ...]``: benchmark +
 budget sweeps.
 
-Loads the benchmark (local file or hub), the model and tokenizer, runs the enabled methods (budget forcing sweep,
-"Wait" extrapolation, conditional-control baselines, rejection sampling, majority voting), appends every graded
-generation to ``output_dir/results.jsonl`` (a rerun resumes), then writes summary.json, results.md and scaling.png.
-The config and the benchmark file are checked before the model loads; ``output_dir`` is created when generation
-starts.
+Loads the benchmark (local file, the copy shipped in data/eval, or the hub), the model and tokenizer, runs the
+enabled methods (budget forcing sweep, "Wait" extrapolation, conditional-control baselines, rejection sampling,
+majority voting), appends every graded generation to ``output_dir/results.jsonl``, then writes summary.json,
+results.md and scaling.png (accuracy with standard errors, Scaling with a bootstrap CI) and lm-eval's
+``results_<date>.json`` + ``samples_<task>_<date>.jsonl``.
+
+A rerun resumes only a run with the same fingerprint (model weights, tokenizer, system prompt, sampling/budget/method
+settings, benchmark items, s1jax version: ``fingerprint.json``); any other run in ``output_dir`` stops the command
+before the model loads, naming what differs (``--config.overwrite=true`` replaces it). More budgets or a larger
+``limit`` extend a run, and the report counts exactly the records of the current settings. An empty ``output_dir``
+means ``runs/eval/<benchmark>/<model>-<fingerprint>``. ``run_config.json`` keeps the resolved config and versions.
 """
 
 from __future__ import annotations
@@ -21,9 +27,12 @@ from s1jax.builders import budget_from_config, sampling_from_config
 from s1jax.cli import app
 from s1jax.cli.checks import check_choice, check_dtype, check_int, check_int_sequence, check_number, check_path
 from s1jax.config import ConfigError, format_config
+from s1jax.eval import fingerprint as fpr
 from s1jax.eval import scaling as sc
-from s1jax.eval.benchmarks import BENCHMARKS, load_benchmark
+from s1jax.eval.benchmarks import canonical_name, known_names, load_benchmark
+from s1jax.eval.lmeval_files import write_lmeval_files
 from s1jax.eval.report import ResultsWriter, write_reports
+from s1jax.eval.selection import planned_keys, select_records
 
 __all__ = ["COMMAND", "main", "validate"]
 
@@ -48,7 +57,7 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
         check_dtype(cfg.model.param_dtype, "model.param_dtype")
     if cfg.model.tokenizer:
         check_path(cfg.model.tokenizer, "model.tokenizer", "tokenizer")
-    check_choice(cfg.benchmark.lower(), "benchmark", sorted(BENCHMARKS) + ["jsonl"] + ["aime", "math", "gpqa_diamond"])
+    check_choice(cfg.benchmark.lower(), "benchmark", known_names())
     if cfg.data_path:
         check_path(cfg.data_path, "data_path", "benchmark file")
     elif cfg.benchmark.lower() == "jsonl":
@@ -65,6 +74,7 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
         group, _, leaf = field.rpartition(".")
         check_int((cfg[group] if group else cfg)[leaf], field, minimum)
     check_number(cfg.grade_timeout_s, "grade_timeout_s", minimum=0.001)
+    check_int(cfg.bootstrap_samples, "bootstrap_samples", 0)
     check_number(cfg.majority_temperature, "majority_temperature", minimum=0.0)
     budget = budget_from_config(cfg.budget, max_thinking_tokens=max(budgets), num_ignore=0)
     sampling = sampling_from_config(cfg.sampling, seed=cfg.seed)
@@ -100,6 +110,25 @@ def _run_methods(cfg: ml_collections.ConfigDict, items: list, gen_fn: Any, sweep
                              temperature=cfg.majority_temperature, seed=cfg.seed, **common)
 
 
+def resolve_run(cfg: ml_collections.ConfigDict, all_items: list) -> tuple[dict, fpr.ResumeDecision]:
+    """The run's fingerprint and what to do with its output directory (``cfg.output_dir`` is filled in when
+    empty). Reads only; raises ConfigError when the directory holds another run and ``overwrite`` is off."""
+    fp = fpr.build_fingerprint(cfg, all_items)
+    if not cfg.output_dir:
+        cfg.output_dir = fpr.default_output_dir(os.path.join("runs", "eval"), canonical_name(cfg.benchmark),
+                                                cfg.model.path, fp)
+    try:
+        decision = fpr.check_output_dir(cfg.output_dir, fp, overwrite=cfg.overwrite)
+    except ValueError as e:
+        raise ConfigError(str(e)) from e
+    return fp, decision
+
+
+def _settings(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
+    return {"temperature": cfg.sampling.temperature, "top_p": cfg.sampling.top_p, "top_k": cfg.sampling.top_k,
+            "max_answer_tokens": cfg.budget.max_answer_tokens, "batch_size": cfg.batch_size}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``s1jax eval``; returns the process exit code."""
     cfg = app.parse(COMMAND, argv)
@@ -107,14 +136,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     budget, sampling = validate(cfg)
     try:
-        items = load_benchmark(cfg.benchmark, cfg.data_path or None, limit=cfg.limit, seed=cfg.seed,
-                               gpqa_ask_letter=cfg.gpqa_ask_letter)
+        all_items = load_benchmark(cfg.benchmark, cfg.data_path or None, seed=cfg.seed,
+                                   gpqa_ask_letter=cfg.gpqa_ask_letter, revision=cfg.data_revision or None)
     except (OSError, ValueError) as e:
         raise ConfigError(f"benchmark {cfg.benchmark!r}: {e}") from e
-    if not items:
-        raise ConfigError(f"benchmark {cfg.benchmark!r} from {cfg.data_path or 'the hub'} has no items")
+    items = all_items[: cfg.limit] if cfg.limit > 0 else all_items
+    fp, decision = resolve_run(cfg, all_items)
+    digest = fpr.fingerprint_digest(fp)
     app.say(format_config(cfg))
-    app.say(f"{cfg.benchmark}: {len(items)} items from {cfg.data_path or 'the hub'}")
+    app.say(f"{cfg.benchmark}: {len(items)} of {len(all_items)} items from {cfg.data_path or 'the shipped copy / hub'}")
+    app.say(f"run fingerprint {digest[:16]} -> {cfg.output_dir} ({decision.action})")
 
     model = s1jax.load_model(cfg.model.path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype or None,
                              attention_impl=cfg.model.attention_impl or None)
@@ -122,14 +153,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     gen_fn, sweep_fn = sc.make_generate_fns(model, tok, budget, sampling, system=cfg.system or None,
                                             batch_size=cfg.batch_size, max_cache_len=cfg.max_cache_len or None)
 
+    keys = planned_keys(cfg, [it.id for it in items])
     with app.output_dir(cfg.output_dir):
-        writer = ResultsWriter(os.path.join(cfg.output_dir, "results.jsonl"))
+        if decision.action == "overwrite":
+            removed = fpr.remove_outputs(cfg.output_dir)
+            app.say(f"overwrite: removed {len(removed)} files of the previous run ({'; '.join(decision.differences[:3])})")
+        fpr.write_run_files(cfg.output_dir, fp, cfg, argv)
+        writer = ResultsWriter(os.path.join(cfg.output_dir, "results.jsonl"), stamp={"fingerprint": digest[:16]})
         if writer.records:
-            app.say(f"resuming: {len(writer.records)} generations already in {writer.path}")
+            reused = len(select_records(writer.records, keys))
+            app.say(f"resuming: {len(writer.records)} generations already in {writer.path}, {reused} of them "
+                    f"among the {len(keys)} these settings need")
         _run_methods(cfg, items, gen_fn, sweep_fn, writer)
 
+    selected = select_records(writer.records, keys, fingerprint=digest[:16])
     title = f"{cfg.benchmark} | {os.path.basename(os.path.normpath(cfg.model.path))}"
-    paths = write_reports(writer.records, cfg.output_dir, title=title, grade_timeout_s=cfg.grade_timeout_s)
+    paths = write_reports(selected, cfg.output_dir, title=title, grade_timeout_s=cfg.grade_timeout_s,
+                          bootstrap_samples=cfg.bootstrap_samples)
+    if cfg.lmeval_outputs:
+        lm = write_lmeval_files(selected, items, cfg.output_dir, benchmark=canonical_name(cfg.benchmark),
+                                settings=_settings(cfg), model_name=cfg.model.path,
+                                model_args=f"pretrained={cfg.model.path},dtype={cfg.model.dtype}",
+                                system=cfg.system or None, versions=fpr.versions(), fingerprint=digest,
+                                limit=cfg.limit or None, seed=cfg.seed, bootstrap_samples=cfg.bootstrap_samples)
+        paths["lm-eval results"] = lm.pop("results")
+        paths["lm-eval samples"] = f"{len(lm)} files samples_<task>_<date>.jsonl"
     with open(paths["markdown"], encoding="utf-8") as f:
         app.say(f.read())
     app.say("\n".join(f"{k}: {v}" for k, v in {"results": writer.path, **paths}.items()))

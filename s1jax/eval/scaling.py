@@ -34,7 +34,7 @@ from s1jax.eval.report import MAJORITY, ResultsWriter
 
 __all__ = ["SweepPoint", "run_budget_sweep", "run_points", "run_num_ignore_sweep", "conditional_points",
            "run_rejection_sampling", "run_majority_vote", "make_generate_fns", "TOKEN_PROMPT", "STEP_PROMPT",
-           "CLASS_PROMPTS"]
+           "CLASS_PROMPTS", "majority_point"]
 
 GenerateSweepFn = Callable[[list[str], list[int]], dict[int, list[Any]]]
 GenerateFn = Callable[..., list[Any]]
@@ -227,6 +227,12 @@ def run_rejection_sampling(
     return [r for r in writer.records if r["method"] == method]
 
 
+def majority_point(max_thinking_tokens: int) -> str:
+    """Point label of majority-vote samples: the thinking cap is in it, so samples drawn under another cap are
+    never voted together (a rerun with more budgets raises the cap)."""
+    return f"sample@max={int(max_thinking_tokens)}"
+
+
 def run_majority_vote(
     items: Sequence[EvalItem], generate_fn: GenerateFn, num_samples: int, *, writer: ResultsWriter,
     max_thinking_tokens: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 8,
@@ -234,7 +240,7 @@ def run_majority_vote(
 ) -> list[dict[str, Any]]:
     """``num_samples`` independent samples per item (seed + s); maj@k is computed from them in the summary."""
     for s in range(num_samples):
-        todo = [it for it in items if not writer.done(MAJORITY, "sample", it.id, s)]
+        todo = [it for it in items if not writer.done(MAJORITY, majority_point(max_thinking_tokens), it.id, s)]
         bar = _progress(len(items), f"{MAJORITY} sample {s}", progress)
         bar.update(len(items) - len(todo))
         for start in range(0, len(todo), batch_size):
@@ -243,7 +249,8 @@ def run_majority_vote(
             out = generate_fn(prompts, max_thinking_tokens=max_thinking_tokens, num_ignore=0,
                               temperature=temperature, seed=seed + s)
             _check_len(out, len(batch), "generate_fn")
-            writer.append([_record(it, MAJORITY, "sample", s, None, s, p, r, grade_timeout_s, save_token_ids)
+            writer.append([_record(it, MAJORITY, majority_point(max_thinking_tokens), s, None, s, p, r, grade_timeout_s,
+                                   save_token_ids)
                            for it, p, r in zip(batch, prompts, out)])
             bar.update(len(batch))
         bar.close()
