@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = write_reports(selected, cfg.output_dir, title=title, grade_timeout_s=cfg.grade_timeout_s,
                           bootstrap_samples=cfg.bootstrap_samples)
     if cfg.lmeval_outputs:
-        lm = write_lmeval_files(selected, items, cfg.output_dir, benchmark=canonical_name(cfg.benchmark),
+        lm = write_lmeval_files(selected, all_items, cfg.output_dir, benchmark=canonical_name(cfg.benchmark),
                                 settings=_settings(cfg), model_name=cfg.model.path,
                                 model_args=f"pretrained={cfg.model.path},dtype={cfg.model.dtype}",
                                 system=cfg.system or None, versions=fpr.versions(), fingerprint=digest,
