@@ -20,6 +20,8 @@ def get_config():
             a_budget=0,  # budget of an lm-eval samples file (0 = from its results_*.json, else unknown)
             b_budget=0,
             method="budget_forcing",  # which method of an s1jax run to compare
+            # tokenizer (HF dir, tokenizer.json, .gguf) to count thinking tokens in lm-eval files that lack tok_think@1
+            tokenizer="",
             match="auto",  # "auto" (ids when both runs use the same ids, else problem text) | "id" | "text"
             bootstrap_samples=10000,  # resamples of the paired bootstrap CI
             confidence=0.95,

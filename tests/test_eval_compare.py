@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from s1jax.eval.benchmarks import EvalItem
-from s1jax.eval.compare import compare_runs, load_run
+from s1jax.eval.compare import compare_runs, load_lmeval_samples, load_run, thinking_text
 from s1jax.eval.lmeval_files import hash_string, write_lmeval_files
 from s1jax.eval.report import ResultsWriter, summarize
 from s1jax.eval.stats import bootstrap_scaling_ci, mean_stderr, paired_bootstrap_diff
@@ -152,6 +152,20 @@ def test_compare_known_agreement_table(run_a, tmp_path):
     assert [(r["budget_a"], r["budget_b"], r["matched_by"]) for r in rows] == [(512, None, "id"), (1024, None, "id")]
     assert (rows[1]["both_right"], rows[1]["only_a"], rows[1]["only_b"], rows[1]["both_wrong"]) == (5, 3, 1, 1)
     assert rows[0]["thinking_tokens_b"] is None
+
+    # without tok_think@1, a tokenizer counts the thinking part of the response (before s1's answer marker)
+    b3 = tmp_path / "other" / "samples_openai_math_2025-03-01T00-00-00.jsonl"
+    _lmeval_samples(b3, B_RIGHT)
+    text = b3.read_text().replace('"resps": [["..."]]', '"resps": [["one two three<|im_start|>answer\\nFinal Answer: 4"]]')
+    b3.write_text(text)
+
+    class WordTokenizer:
+        def encode(self, s):
+            return s.split()
+
+    run = load_lmeval_samples(str(b3), tokenizer=WordTokenizer())
+    assert {x.thinking_tokens for x in run.points[None]} == {3.0}
+    assert thinking_text("a</think>b") == "a" and thinking_text("no marker") is None
 
 
 def test_compare_cli(run_a, tmp_path, capsys):

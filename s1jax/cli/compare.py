@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from s1jax import exit_codes
 from s1jax.cli import app
-from s1jax.cli.checks import check_choice, check_int, check_number
+from s1jax.cli.checks import check_choice, check_int, check_number, check_path
 from s1jax.config import ConfigError
 from s1jax.eval.compare import CompareError, compare_runs, load_run, markdown_table, plot_comparison
 
@@ -59,11 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_int(cfg.a_budget, "a_budget", 0)
     check_int(cfg.b_budget, "b_budget", 0)
     check_number(cfg.confidence, "confidence", minimum=0.5)
+    if cfg.tokenizer:
+        check_path(cfg.tokenizer, "tokenizer", "tokenizer")
     if cfg.confidence >= 1.0:
         raise ConfigError(f"--config.confidence must be below 1, got {cfg.confidence}")
     try:
-        a = load_run(cfg.a, cfg.a_label or None, cfg.method, cfg.a_budget or None)
-        b = load_run(cfg.b, cfg.b_label or None, cfg.method, cfg.b_budget or None)
+        a = load_run(cfg.a, cfg.a_label or None, cfg.method, cfg.a_budget or None, cfg.tokenizer)
+        b = load_run(cfg.b, cfg.b_label or None, cfg.method, cfg.b_budget or None, cfg.tokenizer)
         result = compare_runs(a, b, match=cfg.match, bootstrap_samples=cfg.bootstrap_samples, seed=cfg.seed,
                               confidence=cfg.confidence)
     except CompareError as e:

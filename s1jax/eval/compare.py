@@ -21,11 +21,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import s1jax
 from s1jax.eval.report import load_records
 from s1jax.eval.stats import DEFAULT_BOOTSTRAP, DEFAULT_CONFIDENCE, mean_stderr, paired_bootstrap_diff
 
 __all__ = ["Answer", "Run", "load_run", "load_s1jax_run", "load_lmeval_samples", "compare_runs", "markdown_table",
-           "plot_comparison", "CompareError"]
+           "plot_comparison", "CompareError", "thinking_text", "THINK_END_MARKERS"]
+
+# Where thinking ends in a response: s1's "<|im_start|>answer" (s1-32B), "</think>" (s1.1 / R1-style, the fork's SEP).
+THINK_END_MARKERS = ("<|im_start|>answer", "</think>")
 
 
 class CompareError(ValueError):
@@ -95,6 +99,19 @@ def _sample_tokens(row: Mapping[str, Any]) -> float | None:
     return None
 
 
+def thinking_text(response: str) -> str | None:
+    """The thinking part of a full response (text before the first end-of-thinking marker); None without one."""
+    cuts = [response.find(m) for m in THINK_END_MARKERS if m in response]
+    return response[: min(cuts)] if cuts else None
+
+
+def _response(row: Mapping[str, Any]) -> str | None:
+    resps = row.get("resps")
+    while isinstance(resps, list) and resps:
+        resps = resps[0]
+    return resps if isinstance(resps, str) else None
+
+
 def _sibling_budget(path: str) -> int | None:
     """``max_tokens_thinking`` of the results_*.json next to an lm-eval samples file, if one names it."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -115,9 +132,12 @@ def _sibling_budget(path: str) -> int | None:
     return None
 
 
-def load_lmeval_samples(path: str, label: str | None = None, budget: int | None = None) -> Run:
+def load_lmeval_samples(path: str, label: str | None = None, budget: int | None = None,
+                        tokenizer: Any = None) -> Run:
     """An lm-eval ``samples_*.jsonl`` as a one-point run (the first filter of each doc; ``exact_match`` > 0.5 is
-    right). ``budget`` overrides the one read from a sibling results_*.json."""
+    right). ``budget`` overrides the one read from a sibling results_*.json. Thinking tokens come from the file's
+    ``tok_think@1`` when present, else, with a ``tokenizer`` (anything with ``encode``), from counting the tokens
+    of the response before its end-of-thinking marker."""
     rows: dict[Any, dict[str, Any]] = {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -139,19 +159,26 @@ def load_lmeval_samples(path: str, label: str | None = None, budget: int | None 
         em = em[0] if isinstance(em, list) and em else em
         doc = row.get("doc") or {}
         item_id = str(doc.get("id", doc_id)) if isinstance(doc, dict) else str(doc_id)
-        answers.append(Answer(item_id, _sample_problem(row), bool(em) and float(em) > 0.5, _sample_tokens(row)))
+        tokens = _sample_tokens(row)
+        if tokens is None and tokenizer is not None:
+            think = thinking_text(_response(row) or "")
+            tokens = None if think is None else float(len(tokenizer.encode(think)))
+        answers.append(Answer(item_id, _sample_problem(row), bool(em) and float(em) > 0.5, tokens))
     b = budget if budget else _sibling_budget(path)
     return Run(label or os.path.basename(path), {b: answers})
 
 
-def load_run(spec: str, label: str | None = None, method: str = "budget_forcing", budget: int | None = None) -> Run:
-    """An s1jax eval directory or an lm-eval samples file."""
+def load_run(spec: str, label: str | None = None, method: str = "budget_forcing", budget: int | None = None,
+             tokenizer: str = "") -> Run:
+    """An s1jax eval directory or an lm-eval samples file (``tokenizer``: a path for ``s1jax.load_tokenizer``,
+    to count thinking tokens in files that do not record them)."""
     if os.path.isdir(spec):
         return load_s1jax_run(spec, method, label)
     if os.path.isfile(spec):
         if not spec.endswith(".jsonl"):
             raise CompareError(f"{spec!r} is neither an s1jax eval directory nor a samples_*.jsonl file")
-        return load_lmeval_samples(spec, label, budget)
+        tok = s1jax.load_tokenizer(tokenizer) if tokenizer else None
+        return load_lmeval_samples(spec, label, budget, tok)
     raise CompareError(f"{spec!r} does not exist; pass an s1jax eval output directory or an lm-eval "
                        f"samples_<task>_<date>.jsonl")
 
