@@ -284,6 +284,10 @@ def plot_comparison(result: Mapping[str, Any], path: str) -> str:
     import matplotlib.pyplot as plt
 
     fig, (ax, ax_d) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120)
+    accs = [r[f"accuracy_{s}"] for r in result["rows"] for s in "ab"]
+    ax.set_ylim(max(0.0, min(accs) - 10.0), min(100.0, max(accs) + 10.0))
+    ax.set_title("Accuracy vs thinking tokens", fontsize=10)
+    ax_d.set_title("Paired difference per budget", fontsize=10)
     for side, name in (("a", result["a"]), ("b", result["b"])):
         xs, ys, es = [], [], []
         for r in result["rows"]:
