@@ -188,3 +188,19 @@ def test_compare_cli(run_a, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and len(err) == 1 and needle in err[0], (argv, err)
     assert not (tmp_path / "bad").exists()
+
+
+def test_lmeval_reads_our_results_when_installed(run_a):
+    """lm-eval's own table printer on our results file (skipped unless lm_eval and pytablewriter are installed;
+    the schema test above covers the layout either way)."""
+    utils = pytest.importorskip("lm_eval.utils")
+    pytest.importorskip("pytablewriter")
+    recs = [json.loads(x) for x in (run_a / "results.jsonl").read_text().splitlines()]
+    paths = write_lmeval_files(recs, ITEMS, str(run_a), benchmark="aime24_nofigures", settings={}, model_name="m")
+    files = [str(p) for p in run_a.iterdir()]
+    assert utils.get_results_filenames(files) == [paths["results"]]
+    samples = utils.get_sample_results_filenames(files)
+    assert sorted(utils.get_file_task_name(pathlib.Path(f).name) for f in samples) == sorted(k for k in paths
+                                                                                              if k != "results")
+    table = utils.make_table(json.loads(pathlib.Path(paths["results"]).read_text()))
+    assert "aime24_nofigures_budget_forcing_max512" in table and "exact_match" in table
