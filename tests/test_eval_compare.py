@@ -156,8 +156,8 @@ def test_compare_known_agreement_table(run_a, tmp_path):
     # without tok_think@1, a tokenizer counts the thinking part of the response (before s1's answer marker)
     b3 = tmp_path / "other" / "samples_openai_math_2025-03-01T00-00-00.jsonl"
     _lmeval_samples(b3, B_RIGHT)
-    text = b3.read_text().replace('"resps": [["..."]]', '"resps": [["one two three<|im_start|>answer\\nFinal Answer: 4"]]')
-    b3.write_text(text)
+    response = '"resps": [["one two three<|im_start|>answer\\nFinal Answer: 4"]]'
+    b3.write_text(b3.read_text().replace('"resps": [["..."]]', response))
 
     class WordTokenizer:
         def encode(self, s):

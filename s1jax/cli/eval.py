@@ -157,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with app.output_dir(cfg.output_dir):
         if decision.action == "overwrite":
             removed = fpr.remove_outputs(cfg.output_dir)
-            app.say(f"overwrite: removed {len(removed)} files of the previous run ({'; '.join(decision.differences[:3])})")
+            why = "; ".join(decision.differences[:3])
+            app.say(f"overwrite: removed {len(removed)} files of the previous run ({why})")
         fpr.write_run_files(cfg.output_dir, fp, cfg, argv)
         writer = ResultsWriter(os.path.join(cfg.output_dir, "results.jsonl"), stamp={"fingerprint": digest[:16]})
         if writer.records:

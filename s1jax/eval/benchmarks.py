@@ -3,8 +3,9 @@ question/answer pairs.
 
 Each loader reads a local file (.jsonl / .json / .parquet with the hub dataset's columns); without a path it reads
 the copy shipped in ``data/eval`` (AIME24, aime24_nofigures, MATH500: see data/eval/README.md for sources and
-licences) and only then the hub via ``datasets.load_dataset`` (GPQA Diamond, which is gated and not shipped). Every item becomes an :class:`EvalItem` whose ``prompt_text`` is
-the user turn exactly as s1's lm-evaluation-harness fork renders it, so accuracy is comparable with the paper:
+licences) and only then the hub via ``datasets.load_dataset`` (GPQA Diamond, which is gated and not shipped).
+Every item becomes an :class:`EvalItem` whose ``prompt_text`` is the user turn exactly as s1's
+lm-evaluation-harness fork renders it, so accuracy is comparable with the paper:
 
 * AIME24 / MATH500: the problem text as is (no instruction; s1 asks for nothing).
 * GPQA Diamond: ``"{Question}\\n\\nA) c1\\nB) c2\\nC) c3\\nD) c4"`` (s1's ``QUERY_TEMPLATE``), the four answers

@@ -35,7 +35,7 @@ __all__ = [
     "FINGERPRINT_FILE", "RUN_CONFIG_FILE", "OUTPUT_FILES", "EXTENDABLE_FIELDS", "RUNTIME_FIELDS", "file_digest",
     "model_identity", "tokenizer_identity", "items_digest", "build_fingerprint", "fingerprint_digest",
     "diff_fingerprints", "ResumeDecision", "check_output_dir", "default_output_dir", "read_fingerprint",
-    "write_run_files", "versions", "remove_outputs",
+    "write_run_files", "versions", "remove_outputs", "FingerprintMismatch",
 ]
 
 FINGERPRINT_FILE = "fingerprint.json"
@@ -126,7 +126,8 @@ def tokenizer_identity(path: str) -> dict[str, Any]:
     if os.path.isfile(path):
         return {"kind": "file", "name": os.path.basename(path), "digest": file_digest(path)}
     if os.path.isdir(path):
-        files = {n: file_digest(os.path.join(path, n)) for n in TOKENIZER_FILES if os.path.isfile(os.path.join(path, n))}
+        present = [n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(path, n))]
+        files = {n: file_digest(os.path.join(path, n)) for n in present}
         return {"kind": "dir", "files": sorted(files), "digest": _combine(files)}
     return {"kind": "hub", "id": path}
 
@@ -207,7 +208,8 @@ def read_fingerprint(out_dir: str) -> dict[str, Any] | None:
         try:
             return json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"malformed {path!r} ({e}); use a new --config.output_dir or --config.overwrite=true") from e
+            raise ValueError(f"malformed {path!r} ({e}); use a new --config.output_dir or "
+                             f"--config.overwrite=true") from e
 
 
 def _existing_outputs(out_dir: str) -> list[str]:
