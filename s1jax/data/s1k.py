@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from s1jax.data.files import ROW_FILE_SUFFIXES, read_row_source
+from s1jax.data.sources import read_raw_rows
 from s1jax.tokenizer import Tokenizer
 
 __all__ = ["Example", "TokenizeStats", "load_s1k_rows", "render_rows", "tokenize_examples"]
@@ -31,19 +31,6 @@ _TRACE_COLUMNS: dict[str, list[tuple[str, str]]] = {
 # ----------------------------------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def _read_source(source: str | pathlib.Path, split: str) -> tuple[list[dict[str, Any]], str]:
-    path = pathlib.Path(source).expanduser()
-    if path.is_dir() or path.is_file():
-        return read_row_source(path, split), str(path)
-    if str(source).startswith((".", "/", "~")) or path.suffix.lower() in ROW_FILE_SUFFIXES:
-        raise FileNotFoundError(f"data source not found: {path}")
-    # A hub dataset name (simplescaling/s1K, simplescaling/s1K-1.1, ...).
-    import datasets
-
-    ds = datasets.load_dataset(str(source), split=split)
-    return ds.to_list(), str(source)
 
 
 def _join_thinking(value: Any, where: str) -> str:
@@ -83,15 +70,17 @@ def load_s1k_rows(
     *,
     trace: Literal["gemini", "deepseek"] | None = None,
     split: str = "train",
+    tfds_dir: str = "",
 ) -> list[dict[str, str]]:
     """Load s1K-style data and normalise it to ``{"question", "thinking", "attempt"}`` rows.
 
-    ``source``: a hub dataset name (loaded with ``datasets.load_dataset``), or a local ``.parquet``/``.jsonl``/``.json``
-    file or directory of them. ``trace`` picks s1K-1.1's Gemini or DeepSeek columns; ``None`` takes DeepSeek where
-    present (the s1.1 recipe), else s1K's ``thinking_trajectories``. Data with a ``text`` column and no ``question``
+    ``source``: a hub dataset name (loaded with ``datasets.load_dataset``), a local ``.parquet``/``.jsonl``/``.json``
+    file or directory of them, or ``tfds:NAME/VERSION`` built under ``tfds_dir`` (:mod:`s1jax.data.sources`).
+    ``trace`` picks s1K-1.1's Gemini or DeepSeek columns; ``None`` takes DeepSeek where present (the s1.1 recipe),
+    else s1K's ``thinking_trajectories``. Data with a ``text`` column and no ``question``
     (s1K_tokenized style, already rendered) comes back as ``{"text"}`` rows.
     """
-    raw, name = _read_source(source, split)
+    raw, name = read_raw_rows(source, split, tfds_dir=tfds_dir)
     if not raw:
         raise ValueError(f"{name}: dataset is empty (0 rows)")
     columns = set(raw[0].keys())
