@@ -20,7 +20,7 @@ from typing import Any
 from etils import epath
 
 from s1jax.data.tfds.builders import make_builder
-from s1jax.data.tfds.reader import check_built, import_tfds, open_data_source, read_records
+from s1jax.data.tfds.reader import check_built, import_tfds, open_data_source, quiet_tfds, read_records
 from s1jax.data.tfds.schemas import schema_for
 
 __all__ = ["PrepareSummary", "prepare_dataset", "rows_sha256", "format_summary"]
@@ -78,7 +78,7 @@ def prepare_dataset(name: str, data_dir: str, *, source: str | None = None, over
         tfds.disable_progress_bar()  # the builder shows one bar over the rows it writes instead of TFDS's three
         config = tfds.download.DownloadConfig()
         # TFDS prints "Downloading and preparing dataset ..." on stdout; the summary below says it better.
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), quiet_tfds():
             builder.download_and_prepare(download_config=config)
     ds, built = open_data_source(f"tfds:{name}/{schema.version}", str(root))
     digest = rows_sha256(read_records(ds, range(len(ds))))

@@ -16,16 +16,17 @@ import dataclasses
 import io
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
+from absl import logging as absl_logging
 from etils import epath
 
 from s1jax.data.tfds.schemas import SCHEMAS
 
 __all__ = ["TFDS_PREFIX", "TfdsSpec", "BuiltDataset", "is_tfds_source", "parse_tfds_source", "check_built",
-           "open_data_source", "read_records", "read_tfds_rows", "import_tfds", "PREPARE_HINT"]
+           "open_data_source", "read_records", "read_tfds_rows", "import_tfds", "quiet_tfds", "PREPARE_HINT"]
 
 TFDS_PREFIX = "tfds:"
 PREPARE_HINT = "build it with `s1jax data prepare --config=configs/data/prepare.py --config.data_dir=DIR`"
@@ -43,6 +44,19 @@ def import_tfds() -> Any:
             f"TFDS sources need the tfds extra ({e}); install it with: pip install -e '.[tfds]'"
         ) from e
     return tfds
+
+
+@contextlib.contextmanager
+def quiet_tfds() -> Iterator[None]:
+    """TFDS logs every step ("Load dataset info from ...") at absl INFO, the CLI's default level: keep those out of
+    the terminal for the duration of a TFDS call, unless debug logging (``--verbosity=1``) was asked for."""
+    before = absl_logging.get_verbosity()
+    if before <= absl_logging.INFO:
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(before)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,8 +186,9 @@ def open_data_source(source: str | TfdsSpec, data_dir: str, split: str | None = 
     """``(tfds.data_source(...), what check_built found)``: checks first, then opens the array_record files."""
     built = check_built(source, data_dir, split)
     tfds = import_tfds()
-    ds = tfds.data_source(f"{built.spec.name}:{built.version}", split=built.split, data_dir=built.data_dir,
-                          download=False)
+    with quiet_tfds():
+        ds = tfds.data_source(f"{built.spec.name}:{built.version}", split=built.split, data_dir=built.data_dir,
+                              download=False)
     if len(ds) != built.num_rows:
         raise ValueError(f"{built.spec}: {built.path} has {len(ds)} records, dataset_info.json says {built.num_rows}; "
                          f"the build is damaged, {PREPARE_HINT}")
