@@ -18,7 +18,8 @@ import numpy as np
 from s1jax.data.sources import read_raw_rows
 from s1jax.tokenizer import Tokenizer
 
-__all__ = ["Example", "TokenizeStats", "load_s1k_rows", "render_rows", "tokenize_examples"]
+__all__ = ["Example", "TokenizeStats", "load_s1k_rows", "normalize_s1k_rows", "render_rows", "tokenize_examples",
+           "fit_example", "no_examples_error"]
 
 
 # Column pairs (thinking, attempt) per trace source. s1K's original columns hold the Gemini traces.
@@ -81,6 +82,14 @@ def load_s1k_rows(
     (s1K_tokenized style, already rendered) comes back as ``{"text"}`` rows.
     """
     raw, name = read_raw_rows(source, split, tfds_dir=tfds_dir)
+    return normalize_s1k_rows(raw, name, trace=trace)
+
+
+def normalize_s1k_rows(
+    raw: Sequence[Mapping[str, Any]], name: str, *, trace: Literal["gemini", "deepseek"] | None = None
+) -> list[dict[str, str]]:
+    """Raw s1K / s1K-1.1 / s1K_tokenized rows (columns as on the hub) -> ``{question, thinking, attempt}`` or
+    ``{text}`` rows; see :func:`load_s1k_rows`. ``name`` names the source in errors."""
     if not raw:
         raise ValueError(f"{name}: dataset is empty (0 rows)")
     columns = set(raw[0].keys())
@@ -180,6 +189,56 @@ def render_rows(
     return pairs
 
 
+def fit_example(
+    prompt: Sequence[int], completion: Sequence[int], *, block_size: int, overlong: str, stats: TokenizeStats
+) -> Example | None:
+    """One tokenized (prompt, completion) pair -> the example trained on (truncated to ``block_size``), or None
+    when it is dropped; counts what happened in ``stats``. The one place the overlong rules live."""
+    p, c = list(prompt), list(completion)
+    length = len(p) + len(c)
+    stats.max_untruncated_length = max(stats.max_untruncated_length, length)
+    if length > block_size:
+        if overlong == "drop":
+            stats.dropped_overlong += 1
+            return None
+        if len(p) >= block_size:
+            stats.dropped_no_loss += 1
+            return None
+        c = c[: block_size - len(p)]
+        stats.truncated += 1
+    if not c:
+        stats.dropped_no_loss += 1
+        return None
+    ids = np.asarray(p + c, dtype=np.int32)  # [L]
+    mask = np.zeros(ids.shape, dtype=np.bool_)  # [L]
+    mask[len(p) :] = True
+    stats.kept += 1
+    stats.tokens += int(ids.shape[0])
+    stats.loss_tokens += len(c)
+    stats.max_length = max(stats.max_length, int(ids.shape[0]))
+    return Example(input_ids=ids, loss_mask=mask)
+
+
+def no_examples_error(stats: TokenizeStats, *, block_size: int, overlong: str, min_prompt: int) -> ValueError:
+    """The error when tokenization kept nothing: block_size is too small for these prompts."""
+    if overlong == "drop" and stats.dropped_overlong:
+        return ValueError(
+            f"all {stats.total} examples are longer than block_size={block_size} and overlong='drop' dropped "
+            f"them (shortest prompt: {min_prompt} tokens, longest example: {stats.max_untruncated_length})"
+        )
+    return ValueError(
+        f"block_size={block_size} is smaller than the prompts: no example has a completion token left "
+        f"(shortest prompt: {min_prompt} tokens)"
+    )
+
+
+def check_tokenize_args(block_size: int, overlong: str) -> None:
+    if block_size < 2:
+        raise ValueError(f"block_size must be >= 2, got {block_size}")
+    if overlong not in ("truncate", "drop"):
+        raise ValueError(f"overlong must be 'truncate' or 'drop', got {overlong!r}")
+
+
 def tokenize_examples(
     rows: Iterable[Mapping[str, Any]],
     tokenizer: Tokenizer,
@@ -199,10 +258,7 @@ def tokenize_examples(
     ``"drop"`` discards longer examples. An example whose prompt alone fills the block has no targets and is
     dropped either way; if nothing is left a ValueError says block_size is too small.
     """
-    if block_size < 2:
-        raise ValueError(f"block_size must be >= 2, got {block_size}")
-    if overlong not in ("truncate", "drop"):
-        raise ValueError(f"overlong must be 'truncate' or 'drop', got {overlong!r}")
+    check_tokenize_args(block_size, overlong)
     rows = list(rows)
     if not rows:
         raise ValueError("no rows to tokenize (empty dataset)")
@@ -214,37 +270,9 @@ def tokenize_examples(
     examples: list[Example] = []
     min_prompt = min(len(p) for p in prompt_ids)
     for p, c in zip(prompt_ids, completion_ids):
-        length = len(p) + len(c)
-        stats.max_untruncated_length = max(stats.max_untruncated_length, length)
-        if length > block_size:
-            if overlong == "drop":
-                stats.dropped_overlong += 1
-                continue
-            if len(p) >= block_size:
-                stats.dropped_no_loss += 1
-                continue
-            c = c[: block_size - len(p)]
-            stats.truncated += 1
-        if not c:
-            stats.dropped_no_loss += 1
-            continue
-        ids = np.asarray(p + c, dtype=np.int32)  # [L]
-        mask = np.zeros(ids.shape, dtype=np.bool_)  # [L]
-        mask[len(p) :] = True
-        examples.append(Example(input_ids=ids, loss_mask=mask))
-        stats.kept += 1
-        stats.tokens += int(ids.shape[0])
-        stats.loss_tokens += len(c)
-        stats.max_length = max(stats.max_length, int(ids.shape[0]))
-
+        example = fit_example(p, c, block_size=block_size, overlong=overlong, stats=stats)
+        if example is not None:
+            examples.append(example)
     if not examples:
-        if overlong == "drop" and stats.dropped_overlong:
-            raise ValueError(
-                f"all {stats.total} examples are longer than block_size={block_size} and overlong='drop' dropped "
-                f"them (shortest prompt: {min_prompt} tokens, longest example: {stats.max_untruncated_length})"
-            )
-        raise ValueError(
-            f"block_size={block_size} is smaller than the prompts: no example has a completion token left "
-            f"(shortest prompt: {min_prompt} tokens)"
-        )
+        raise no_examples_error(stats, block_size=block_size, overlong=overlong, min_prompt=min_prompt)
     return examples, stats
