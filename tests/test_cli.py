@@ -46,6 +46,7 @@ HELP = {
     "curate": (["diversity.num_select", "pool.source"], "configs/curate/sample.py"),
     "demo": (["train.steps", "eval.budgets"], "configs/demo.py"),
     "compile": (["target", "aot.mfu", "train.lr", "mesh.tensor"], "configs/aot/eval_32b.py"),
+    "data": (["data_dir", "datasets", "sources.s1k", "overwrite"], "configs/data/prepare.py"),
 }
 
 

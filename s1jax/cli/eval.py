@@ -22,6 +22,7 @@ from s1jax.cli import app
 from s1jax.cli.checks import check_choice, check_dtype, check_int, check_int_sequence, check_number, check_path
 from s1jax.config import ConfigError, format_config
 from s1jax.eval import scaling as sc
+from s1jax.data.sources import check_source, source_kind
 from s1jax.eval.benchmarks import BENCHMARKS, load_benchmark
 from s1jax.eval.report import ResultsWriter, write_reports
 
@@ -49,7 +50,12 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
     if cfg.model.tokenizer:
         check_path(cfg.model.tokenizer, "model.tokenizer", "tokenizer")
     check_choice(cfg.benchmark.lower(), "benchmark", sorted(BENCHMARKS) + ["jsonl"] + ["aime", "math", "gpqa_diamond"])
-    if cfg.data_path:
+    if cfg.data_path and source_kind(cfg.data_path) == "tfds":
+        try:  # the built dataset's data dir, version and schema (small JSON files only)
+            check_source(cfg.data_path, tfds_dir=cfg.get("tfds_dir", ""), field="data_path")
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(str(e).replace("the tfds_dir field", "--config.tfds_dir")) from None
+    elif cfg.data_path:
         check_path(cfg.data_path, "data_path", "benchmark file")
     elif cfg.benchmark.lower() == "jsonl":
         raise ConfigError("benchmark='jsonl' needs --config.data_path (a local .jsonl/.json/.parquet file)")
@@ -108,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget, sampling = validate(cfg)
     try:
         items = load_benchmark(cfg.benchmark, cfg.data_path or None, limit=cfg.limit, seed=cfg.seed,
+                               tfds_dir=cfg.get("tfds_dir", ""),
                                gpqa_ask_letter=cfg.gpqa_ask_letter)
     except (OSError, ValueError) as e:
         raise ConfigError(f"benchmark {cfg.benchmark!r}: {e}") from e

@@ -16,7 +16,7 @@ import pathlib
 from typing import Any
 
 from s1jax.data.files import ROW_FILE_SUFFIXES, read_row_source
-from s1jax.data.tfds.reader import check_built, is_tfds_source, read_tfds_rows
+from s1jax.data.tfds.reader import check_built, is_tfds_source, parse_tfds_source, read_tfds_rows
 
 __all__ = ["source_kind", "check_source", "read_raw_rows"]
 
@@ -42,7 +42,10 @@ def check_source(source: str, *, split: str | None = None, tfds_dir: str = "", f
         try:
             check_built(source, tfds_dir, split)
         except (FileNotFoundError, ValueError) as e:
-            raise type(e)(f"--config.{field}={source}: {e}") from None
+            message = str(e)
+            for spec in {source, str(parse_tfds_source(source)) if message.startswith("tfds:") else source}:
+                message = message.removeprefix(f"{spec}: ")
+            raise type(e)(f"--config.{field}={source}: {message}") from None
     elif kind == "local" and not pathlib.Path(source).expanduser().exists():
         raise FileNotFoundError(f"--config.{field}: {source!r} does not exist (a local .parquet/.jsonl/.json file "
                                 "or directory, a hub dataset name such as simplescaling/s1K, or tfds:NAME/VERSION)")

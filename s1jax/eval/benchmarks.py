@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s1jax.data.files import read_rows
+from s1jax.data.sources import read_raw_rows
+from s1jax.data.tfds.reader import is_tfds_source
 
 __all__ = ["EvalItem", "BENCHMARKS", "load_benchmark", "load_rows", "gpqa_prompt"]
 
@@ -48,8 +50,11 @@ _ALIASES = {"aime": "aime24", "aime_2024": "aime24", "math": "math500", "math-50
             "gpqa_diamond": "gpqa", "gpqa-diamond": "gpqa"}
 
 
-def load_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl / .json / .parquet benchmark file."""
+def load_rows(path: str, tfds_dir: str = "") -> list[dict[str, Any]]:
+    """Rows of a local .jsonl / .json / .parquet benchmark file, or of a ``tfds:NAME/VERSION`` dataset built under
+    ``tfds_dir`` by ``s1jax data prepare`` (s1jax.data.sources)."""
+    if is_tfds_source(path):
+        return read_raw_rows(path, None, tfds_dir=tfds_dir)[0]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"benchmark file not found: {path!r}")
     return read_rows(path)
@@ -102,20 +107,22 @@ def load_benchmark(
     seed: int = 0,
     kind: str | None = None,
     gpqa_ask_letter: bool = False,
+    tfds_dir: str = "",
 ) -> list[EvalItem]:
     """Load ``name`` ("aime24" | "math500" | "gpqa" | "jsonl") from ``path`` if given, else from the hub.
 
     ``jsonl`` is the generic loader: any local file with a ``problem`` or ``question`` column and an ``answer``
-    column, graded as ``kind`` (default "math"). ``limit`` keeps the first N items (N <= 0 keeps all).
+    column, graded as ``kind`` (default "math"). ``limit`` keeps the first N items (N <= 0 keeps all). ``path`` may
+    be ``tfds:aime24/1.0.0`` (a TFDS dataset under ``tfds_dir``).
     """
     key = _ALIASES.get(name.lower(), name.lower())
     if key in ("jsonl", "generic", "local"):
         if not path:
             raise ValueError("the generic benchmark needs a path to a local .jsonl/.json/.parquet file")
-        rows, item_kind = load_rows(path), kind or "math"
+        rows, item_kind = load_rows(path, tfds_dir), kind or "math"
     elif key in BENCHMARKS:
         repo, config, split, item_kind = BENCHMARKS[key]
-        rows = load_rows(path) if path else _hub_rows(repo, config, split)
+        rows = load_rows(path, tfds_dir) if path else _hub_rows(repo, config, split)
     else:
         raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)} + 'jsonl'")
     if limit is not None and limit > 0:
