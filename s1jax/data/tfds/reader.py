@@ -17,13 +17,15 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from absl import logging as absl_logging
-from etils import epath
 
 from s1jax.data.tfds.schemas import SCHEMAS
+
+if TYPE_CHECKING:
+    from etils import epath
 
 __all__ = ["TFDS_PREFIX", "TfdsSpec", "BuiltDataset", "is_tfds_source", "parse_tfds_source", "check_built",
            "open_data_source", "read_records", "read_tfds_rows", "import_tfds", "quiet_tfds", "PREPARE_HINT"]
@@ -142,6 +144,8 @@ def _schema_diff(expected: dict[str, str], found: dict[str, str]) -> str:
 def check_built(source: str | TfdsSpec, data_dir: str, split: str | None = None) -> BuiltDataset:
     """The built dataset ``source`` names under ``data_dir``, or one clear error: ``FileNotFoundError`` for a data
     dir / dataset / version that is not there, ``ValueError`` for another schema, file format or split."""
+    from etils import epath  # local, gs:// (TFDS's path layer); imported when a TFDS source is used
+
     spec = source if isinstance(source, TfdsSpec) else parse_tfds_source(source)
     if not data_dir:
         raise ValueError(f"{spec}: no TFDS data dir given (set the tfds_dir field); {PREPARE_HINT}")
