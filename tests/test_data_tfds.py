@@ -298,3 +298,49 @@ def test_cli_data_prepare_builds_and_summarises(built, tmp_path, capsys):
         assert rc == exit_codes.USAGE and len(err.strip().splitlines()) == 1 and needle in err, err
     rc, _, err = _cli(capsys, ["data", "build"])
     assert rc == exit_codes.USAGE and "s1jax data prepare" in err
+
+
+MULTIHOST_DRIVER = r"""
+import json, sys
+sys.path.insert(0, {tests!r})
+from train_fixtures import tiny_config
+from s1jax.train import distributed
+cfg = tiny_config({data!r}, {out!r}, max_steps=3, save_every=2)
+if {tfds_dir!r}:
+    cfg.data.source, cfg.data.tfds_dir = "tfds:s1k/1.0.0", {tfds_dir!r}
+cfg.distributed.mode = "on"
+cfg.distributed.coordinator_address = {addr!r}
+cfg.distributed.num_processes = 2
+cfg.distributed.process_id = int(sys.argv[1])
+cfg.distributed.initialization_timeout = 120
+distributed.initialize(cfg.distributed)
+import jax
+from s1jax.train.sft import train
+r = train(cfg, log=lambda *_: None)
+print("RESULT " + json.dumps({{"losses": r.losses, "tf": "tensorflow" in sys.modules}}), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_train_from_tfds_like_from_jsonl(built, tmp_path):
+    """jax.distributed with two local processes: the real all-gather of the length scan, then each process feeding
+    its half of every batch from the TFDS records; the losses equal the JSONL run's bit for bit (~3 min on 2 cores)."""
+    import os
+    import socket
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    results = {}
+    for name, tfds_dir in (("jsonl", ""), ("tfds", str(built["data_dir"]))):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            addr = f"127.0.0.1:{s.getsockname()[1]}"
+        script = MULTIHOST_DRIVER.format(tests=str(REPO / "tests"), data=str(built["train_dir"]),
+                                         out=str(tmp_path / name), tfds_dir=tfds_dir, addr=addr)
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True) for i in range(2)]
+        outs = [p.communicate(timeout=900)[0] for p in procs]
+        lines = [next((ln for ln in o.splitlines() if ln.startswith("RESULT ")), None) for o in outs]
+        assert all(lines), outs[0][-3000:] + outs[1][-3000:]
+        results[name] = [json.loads(ln[len("RESULT "):]) for ln in lines]
+    for r in results["tfds"]:
+        assert r == results["jsonl"][0] and not r["tf"]
