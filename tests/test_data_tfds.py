@@ -18,7 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from fixtures_s1k import s1k_fixture_rows, write_s1k_fixture
+pytest.importorskip("tensorflow_datasets", reason="the tfds extra (make test installs it: .[test,demo,tfds])")
+
+from fixtures_s1k import s1k_fixture_rows, write_s1k_fixture  # noqa: E402 (after the importorskip)
 from s1jax import exit_codes
 from s1jax.cli.main import main as cli_main
 from s1jax.data.batching import SFTBatcher

@@ -8,6 +8,7 @@ A version that is already built is kept (and summarised) unless ``overwrite``. N
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Sequence
@@ -47,6 +48,9 @@ def dataset_names(cfg: ml_collections.ConfigDict) -> list[str]:
 def validate(cfg: ml_collections.ConfigDict) -> list[str]:
     """The datasets to build; raises ConfigError/FileNotFoundError (one line) before anything is read or written."""
     names = dataset_names(cfg)
+    if importlib.util.find_spec("tensorflow_datasets") is None:
+        raise ConfigError("s1jax data prepare needs the tfds extra: pip install -e '.[tfds]' (tensorflow-datasets, "
+                          "array_record, importlib_resources; no TensorFlow)")
     if not cfg.data_dir:
         raise ConfigError("set --config.data_dir (a local directory or gs://bucket/path)")
     for name in names:

@@ -19,7 +19,6 @@ from typing import Any
 
 from etils import epath
 
-from s1jax.data.tfds.builders import make_builder
 from s1jax.data.tfds.reader import check_built, import_tfds, open_data_source, quiet_tfds, read_records
 from s1jax.data.tfds.schemas import schema_for
 
@@ -74,6 +73,10 @@ def prepare_dataset(name: str, data_dir: str, *, source: str | None = None, over
             reused = True
     if not reused:
         tfds = import_tfds()
+        # The builder classes subclass tensorflow_datasets' (the optional tfds extra): imported only to build, so
+        # this module (and `s1jax data --help`) loads without it.
+        from s1jax.data.tfds.builders import make_builder
+
         builder = make_builder(name, data_dir=str(root), source=source, progress=progress)
         tfds.disable_progress_bar()  # the builder shows one bar over the rows it writes instead of TFDS's three
         config = tfds.download.DownloadConfig()
