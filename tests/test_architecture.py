@@ -45,6 +45,8 @@ FUNCTION_LOCAL_ALLOWED = {
     ("s1jax.cli.compile", "s1jax.aot.report"),
     ("s1jax.aot.scale_table", "s1jax.aot.compile"),
     ("s1jax.aot.scale_table", "s1jax.aot.report"),
+    # the TFDS builder classes subclass tensorflow_datasets' (the optional tfds extra): imported only to build
+    ("s1jax.data.tfds.prepare", "s1jax.data.tfds.builders"),
 }
 
 

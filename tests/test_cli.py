@@ -47,6 +47,7 @@ HELP = {
     "demo": (["train.steps", "eval.budgets"], "configs/demo.py"),
     "compile": (["target", "aot.mfu", "train.lr", "mesh.tensor"], "configs/aot/eval_32b.py"),
     "compare": (["a", "b", "b_budget", "bootstrap_samples", "match"], "configs/compare.py"),
+    "data": (["data_dir", "datasets", "sources.s1k", "overwrite"], "configs/data/prepare.py"),
 }
 
 

@@ -40,6 +40,7 @@ def get_config(benchmark: str = "aime24") -> ml_collections.ConfigDict:
     local = os.path.join(EVAL_DATA, data_file) if data_file else ""
     cfg.data_path = local if local and os.path.isfile(local) else ""  # "" = the shipped copy, else the hub
     cfg.data_revision = ""  # hub dataset revision (a commit sha pins it) when loading from the hub
+    cfg.tfds_dir = ""  # data dir of a tfds: data_path (tfds:aime24/1.0.0), as built by `s1jax data prepare`
     cfg.limit = 0  # number of items; 0 = all
     cfg.gpqa_ask_letter = False  # s1's GPQA prompt has no instruction; True appends one
     cfg.seed = 0

@@ -29,6 +29,7 @@ from s1jax.cli.checks import check_choice, check_dtype, check_int, check_int_seq
 from s1jax.config import ConfigError, format_config
 from s1jax.eval import fingerprint as fpr
 from s1jax.eval import scaling as sc
+from s1jax.data.sources import check_source, source_kind
 from s1jax.eval.benchmarks import canonical_name, known_names, load_benchmark
 from s1jax.eval.lmeval_files import write_lmeval_files
 from s1jax.eval.report import ResultsWriter, write_reports
@@ -58,7 +59,12 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
     if cfg.model.tokenizer:
         check_path(cfg.model.tokenizer, "model.tokenizer", "tokenizer")
     check_choice(cfg.benchmark.lower(), "benchmark", known_names())
-    if cfg.data_path:
+    if cfg.data_path and source_kind(cfg.data_path) == "tfds":
+        try:  # the built dataset's data dir, version and schema (small JSON files only)
+            check_source(cfg.data_path, tfds_dir=cfg.get("tfds_dir", ""), field="data_path")
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(str(e).replace("the tfds_dir field", "--config.tfds_dir")) from None
+    elif cfg.data_path:
         check_path(cfg.data_path, "data_path", "benchmark file")
     elif cfg.benchmark.lower() == "jsonl":
         raise ConfigError("benchmark='jsonl' needs --config.data_path (a local .jsonl/.json/.parquet file)")
@@ -137,7 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     budget, sampling = validate(cfg)
     try:
         all_items = load_benchmark(cfg.benchmark, cfg.data_path or None, seed=cfg.seed,
-                                   gpqa_ask_letter=cfg.gpqa_ask_letter, revision=cfg.data_revision or None)
+                                   tfds_dir=cfg.get("tfds_dir", ""), gpqa_ask_letter=cfg.gpqa_ask_letter,
+                                   revision=cfg.data_revision or None)
     except (OSError, ValueError) as e:
         raise ConfigError(f"benchmark {cfg.benchmark!r}: {e}") from e
     items = all_items[: cfg.limit] if cfg.limit > 0 else all_items

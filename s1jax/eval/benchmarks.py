@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from s1jax.data.files import read_rows
+from s1jax.data.sources import read_raw_rows
+from s1jax.data.tfds.reader import is_tfds_source
 
 __all__ = ["EvalItem", "BENCHMARKS", "LMEVAL_TASKS", "SHIPPED_DATA", "load_benchmark", "load_rows", "gpqa_prompt",
            "shipped_path", "canonical_name", "known_names"]
@@ -81,8 +83,11 @@ def shipped_path(name: str) -> str | None:
     return path if path and os.path.isfile(path) else None
 
 
-def load_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of a local .jsonl / .json / .parquet benchmark file."""
+def load_rows(path: str, tfds_dir: str = "") -> list[dict[str, Any]]:
+    """Rows of a local .jsonl / .json / .parquet benchmark file, or of a ``tfds:NAME/VERSION`` dataset built under
+    ``tfds_dir`` by ``s1jax data prepare`` (s1jax.data.sources)."""
+    if is_tfds_source(path):
+        return read_raw_rows(path, None, tfds_dir=tfds_dir)[0]
     if not os.path.isfile(path):
         raise FileNotFoundError(f"benchmark file not found: {path!r}")
     return read_rows(path)
@@ -144,22 +149,24 @@ def load_benchmark(
     kind: str | None = None,
     gpqa_ask_letter: bool = False,
     revision: str | None = None,
+    tfds_dir: str = "",
 ) -> list[EvalItem]:
     """Load ``name`` ("aime24" | "aime24_nofigures" | "math500" | "gpqa" | "jsonl") from ``path`` if given, else
     from the shipped copy in data/eval, else from the hub (at ``revision``).
 
     ``jsonl`` is the generic loader: any local file with a ``problem`` or ``question`` column and an ``answer``
-    column, graded as ``kind`` (default "math"). ``limit`` keeps the first N items (N <= 0 keeps all).
+    column, graded as ``kind`` (default "math"). ``limit`` keeps the first N items (N <= 0 keeps all). ``path`` may
+    be ``tfds:aime24/1.0.0`` (a TFDS dataset under ``tfds_dir``).
     """
     key = canonical_name(name)
     if key in ("jsonl", "generic", "local"):
         if not path:
             raise ValueError("the generic benchmark needs a path to a local .jsonl/.json/.parquet file")
-        rows, item_kind = load_rows(path), kind or "math"
+        rows, item_kind = load_rows(path, tfds_dir), kind or "math"
     elif key in BENCHMARKS:
         repo, config, split, item_kind = BENCHMARKS[key]
         path = path or shipped_path(key)
-        rows = load_rows(path) if path else _hub_rows(repo, config, split, revision)
+        rows = load_rows(path, tfds_dir) if path else _hub_rows(repo, config, split, revision)
     else:
         raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARKS)} + 'jsonl'")
     if limit is not None and limit > 0:
