@@ -52,14 +52,19 @@ def test_refilled_rows_match_reference(model, tok, two_slot_run):
             ref["thinking_tokens"], ref["num_ignored"], ref["hit_max_budget"])
     assert stats.kept_tokens == sum(len(r.token_ids) for r in results)
     assert 0 < stats.useful_share <= 1
+    # the tail ran in one slot once no question was waiting: fewer row-steps than steps x slots
+    assert stats.shrinks == 1 and stats.row_steps < stats.decode_steps * stats.slots
 
 
 def test_slot_count_does_not_change_results(model, tok, two_slot_run):
     four = s1jax.generate(model, tok, QUESTIONS, budget=MIXED, batch_size=4, progress=False)
     static, _ = generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False,
                                     schedule="static")
-    for a, b, c in zip(two_slot_run[0], four, static):
-        assert a.to_dict() == b.to_dict() == c.to_dict()
+    full, stats = generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False,
+                                      shrink=False)
+    assert stats.shrinks == 0 and stats.row_steps == stats.decode_steps * stats.slots
+    for a, b, c, d in zip(two_slot_run[0], four, static, full):
+        assert a.to_dict() == b.to_dict() == c.to_dict() == d.to_dict()
 
 
 def test_compiled_once_across_refills(model, tok, two_slot_run):

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from s1jax.inference import budget as bf
-from s1jax.inference.engine import DecodeState, Engine
+from s1jax.inference.engine import DecodeState, Engine, bucket
 from s1jax.inference.requests import Workload
 from s1jax.inference.results import HOST_FIELDS
 from s1jax.inference.sampling import row_keys
@@ -63,21 +63,22 @@ OnFinish = Callable[[Finished], "tuple[int, int, np.ndarray, np.ndarray] | None"
 
 @dataclasses.dataclass
 class RunStats:
-    """What the engine computed: decode steps x slots row-steps, of which ``kept_tokens`` were kept."""
+    """What the engine computed: ``row_steps`` (decode steps x the slots each step computed) and the
+    ``kept_tokens`` of the questions' runs, whose first tokens (one per refilled row) came from the prefill;
+    ``slots`` is the starting number of row slots, ``shrinks`` how often the batch shrank."""
 
     decode_steps: int = 0
     slots: int = 0
     kept_tokens: int = 0
     refills: int = 0
+    shrinks: int = 0
+    row_steps: int = 0
     wall_s: float = 0.0
 
     @property
-    def row_steps(self) -> int:
-        return self.decode_steps * self.slots
-
-    @property
     def useful_share(self) -> float:
-        return self.kept_tokens / max(self.row_steps, 1)
+        """Share of the row-steps that decoded a kept token."""
+        return (self.kept_tokens - self.refills) / max(self.row_steps, 1)
 
 
 def _tqdm(**kwargs: Any):
@@ -113,11 +114,15 @@ class _Stream:
 
 def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on_finish: OnFinish, *,
         extra: Any = None, follow_ups: bool = False, progress: bool = False, desc: str = "generate",
-        stream: int | None = None, tok: Any = None, schedule: str = "continuous") -> RunStats:
+        stream: int | None = None, tok: Any = None, schedule: str = "continuous", shrink: bool = True,
+        min_slots: int = 1) -> RunStats:
     """Run every question of ``work`` through ``engine``; finished rows go to ``on_finish`` (see module doc).
 
     ``follow_ups``: ``on_finish`` may start branches, so the loop stops at every finished row, not only while
-    questions are waiting. ``stream``: a question index whose text is printed as it is decoded."""
+    questions are waiting. ``stream``: a question index whose text is printed as it is decoded. ``shrink``: once
+    no question is waiting and at most half the slots are busy, gather the busy rows into a batch half the size
+    (a power of two >= ``min_slots``; a sharded batch keeps a multiple of its data axis) so that decode steps stop
+    computing finished rows; the tokens do not change (rows are independent), each size compiles its own decode."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     b, p, n = work.slots, work.prompt_len, len(work.ids)
@@ -149,6 +154,21 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
         run_stats.refills += 1
         return engine.refill(params, state, slot_ids, prompts, lengths, rows, nl)
 
+    def shrink_slots(state: DecodeState) -> DecodeState:
+        """Gather the busy slots (and enough idle ones to fill the bucket) into a smaller batch."""
+        nonlocal b, task
+        busy = [i for i in range(b) if task[i] is not None]
+        target = bucket(len(busy), min_slots)
+        if not busy or target >= b:
+            return state
+        idle = [i for i in range(b) if task[i] is None]
+        slot_ids = busy + idle[: target - len(busy)]
+        state = engine.gather(params, state, np.asarray(slot_ids, np.int32))
+        task = [task[i] for i in slot_ids]
+        b = target
+        run_stats.shrinks += 1
+        return state
+
     def fill(state: DecodeState) -> DecodeState:
         """Every free slot gets the next pending question, one row per call: one refill program per prompt bucket,
         whatever the number of free slots (compile time over a batched first prefill)."""
@@ -163,13 +183,18 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
         state = fill(state)
         steps = 0
         while any(t is not None for t in task):
+            if shrink and schedule == "continuous" and not pending:
+                state = shrink_slots(state)
             stop = schedule == "continuous" and (bool(pending) or follow_ups)
             target = min(steps + chunk, int(UNBOUNDED))
-            state = engine.decode(params, state, nl, np.int32(target), np.bool_(stop))
+            # with nothing waiting, come back when half the rows are done, to shrink the batch
+            min_live = b // 2 if shrink and schedule == "continuous" and not pending and b > min_slots else 0
+            state = engine.decode(params, state, nl, np.int32(target), np.bool_(stop), np.int32(min_live))
             phase, new_steps, out_len = jax.device_get((state.rows.phase, state.steps, state.rows.stats.out_len))
             done = [i for i in range(b) if task[i] is not None and int(phase[i]) == bf.DONE]
             if new_steps == steps and not done:
                 raise RuntimeError("the decode loop made no progress (engine bug): please report it")
+            run_stats.row_steps += (int(new_steps) - steps) * b
             steps = int(new_steps)
             if done:
                 host = jax.device_get({
