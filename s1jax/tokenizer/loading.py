@@ -7,6 +7,7 @@ import dataclasses
 import os
 import pathlib
 
+from s1jax.hub import resolve_checkpoint
 from s1jax.tokenizer.base import Tokenizer
 from s1jax.tokenizer.chat_format import ChatFormat
 from s1jax.tokenizer.gguf import load_gguf_tokenizer
@@ -45,11 +46,9 @@ def load_tokenizer(path: str | os.PathLike[str], *, chat: ChatFormat | None = No
 
     A directory without ``tokenizer.json`` falls back to a single ``tokenizer.model`` or ``.gguf`` inside it. A
     directory with ``s1jax_tokenizer.json`` (a trainer checkpoint root) gets the chat format and special ids recorded
-    there.
+    there. A hub id (``org/name[@revision]``) is downloaded first (:mod:`s1jax.hub`).
     """
-    p = pathlib.Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(f"tokenizer path does not exist: {p}")
+    p = pathlib.Path(resolve_checkpoint(path, what="tokenizer path")).expanduser()
     if p.is_dir():
         if (p / SAVED_TOKENIZER_META).is_file():
             return _load_saved(p, chat)
