@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from s1jax.config import ConfigError
-from s1jax.hub import looks_like_hub_id
+from s1jax.model.io import looks_like_hub_id
 from s1jax.model.config import ModelConfig
 from s1jax.model.io import read_config
 from s1jax.model.presets import PRESETS, preset_config

@@ -16,7 +16,7 @@ import ml_collections
 from s1jax import exit_codes
 from s1jax.cli import app
 from s1jax.cli.checks import DTYPES, check_checkpoint, check_number
-from s1jax.hub import resolve_checkpoint
+from s1jax.model.io import resolve_checkpoint
 from s1jax.config import ConfigError, format_config
 from s1jax.jsonfile import read_json
 from s1jax.model.api import load_model
