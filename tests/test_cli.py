@@ -46,6 +46,7 @@ HELP = {
     "curate": (["diversity.num_select", "pool.source"], "configs/curate/sample.py"),
     "demo": (["train.steps", "eval.budgets"], "configs/demo.py"),
     "compile": (["target", "aot.mfu", "train.lr", "mesh.tensor"], "configs/aot/eval_32b.py"),
+    "parity": (["thresholds.float32.max_kl", "budget_forcing_prompts", "model.path"], "configs/parity.py"),
 }
 
 

@@ -24,6 +24,7 @@ COMMANDS = {
     "curate": "s1K curation: quality -> difficulty -> diversity",
     "demo": "the whole s1 pipeline on SmolLM2-135M on a CPU",
     "compile": "ahead-of-time compile for a TPU/GPU target from a CPU host: does it fit?",
+    "parity": "numerical parity with transformers: logits, KL, top-1, budget forcing",
 }
 
 
