@@ -24,6 +24,8 @@ def get_config():
     cfg.model.tokenizer = ""  # "" = the tokenizer in model.path
     cfg.dtypes = ("float32", "bfloat16")  # each: both frameworks load the checkpoint in that dtype
     cfg.torch_device = "auto"  # "auto": cuda when torch sees a GPU, else cpu; JAX uses its default backend
+    cfg.torch_threads = 0  # torch CPU threads; 0 = torch's default. 1 on a shared/busy CPU: OpenMP spin-waiting on
+    # oversubscribed cores makes small models 10x slower
     cfg.prompts = (
         "What is 12 * 7? Explain step by step.",
         "How many r are in the word raspberry?",
@@ -34,6 +36,10 @@ def get_config():
     cfg.system = ""  # "" = the chat format's default system message
     cfg.logits_width = 0  # prompts are run one at a time, left-padded to this width; 0 = longest, rounded up to 64
     cfg.budget_forcing_prompts = 2  # the first N prompts also go through greedy budget forcing; 0 = logits only
+    # Budget forcing in these dtypes only: in float32 the two greedy sequences must agree up to a near-tie, a sharp
+    # check; in bfloat16 near-ties are everywhere (the allowed logit gap is ~10% of the largest logit), so greedy
+    # sequences part within a few tokens and say little beyond the logit checks. Add "bfloat16" to see it anyway.
+    cfg.budget_forcing_dtypes = ("float32",)
     cfg.output = ""  # optional JSON report path
 
     # Budget forcing (s1jax.Budget fields), short so a CPU run takes seconds on a small model: a cap, one ignored

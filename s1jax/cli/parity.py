@@ -2,10 +2,10 @@
 
 For each dtype in ``dtypes``, transformers (PyTorch) and then s1jax load the checkpoint (one at a time) and run the
 prompts: max |logit difference| (absolute and relative), mean and max per-token KL, top-1 agreement; then greedy
-budget forcing on the first ``budget_forcing_prompts`` prompts, the s1 reference loop on PyTorch against
-``s1jax.generate``: tokens agreeing and the first divergence (a near-tie or not). Prints a table, writes ``output``
-(JSON) when set, and exits 4 when a threshold (``thresholds.<dtype>.*``) is exceeded. torch and transformers are
-test extras: without them the command stops with the install line, before anything loads.
+budget forcing on the first ``budget_forcing_prompts`` prompts (in ``budget_forcing_dtypes``), the s1 reference
+loop on PyTorch against ``s1jax.generate``: tokens agreeing and the first divergence (a near-tie or not). Prints a
+table, writes ``output`` (JSON) when set, and exits 4 when a threshold (``thresholds.<dtype>.*``) is exceeded. torch
+and transformers are test extras: without them the command stops with the install line, before anything loads.
 """
 
 from __future__ import annotations
@@ -67,8 +67,14 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
         if d not in DTYPES:
             raise ConfigError(f"--config.dtypes: {d!r} is not one of {list(DTYPES)}")
     thresholds = {d: _thresholds(cfg, d) for d in dtypes}
+    bf_dtypes = tuple(cfg.budget_forcing_dtypes) if isinstance(cfg.budget_forcing_dtypes, (tuple, list)) else (
+        cfg.budget_forcing_dtypes,)
+    for d in bf_dtypes:
+        if d not in dtypes:
+            raise ConfigError(f"--config.budget_forcing_dtypes: {d!r} is not in --config.dtypes={dtypes}")
     check_int(cfg.budget_forcing_prompts, "budget_forcing_prompts", minimum=0)
     check_int(cfg.logits_width, "logits_width", minimum=0)
+    check_int(cfg.torch_threads, "torch_threads", minimum=0)
     device = str(cfg.torch_device)
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
         raise ConfigError(f"--config.torch_device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
@@ -108,7 +114,7 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     if cfg.logits_width and longest > cfg.logits_width:
         raise ConfigError(f"--config.logits_width={cfg.logits_width} is shorter than the longest prompt "
                           f"({longest} tokens); raise it or set 0")
-    return dict(dtypes=dtypes, thresholds=thresholds, budget=budget, prompts=prompts, system=system)
+    return dict(dtypes=dtypes, bf_dtypes=bf_dtypes, thresholds=thresholds, budget=budget, prompts=prompts, system=system)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = run_parity(
         str(cfg.model.path), run["prompts"], budget=run["budget"], thresholds=run["thresholds"], dtypes=run["dtypes"],
         tokenizer=str(cfg.model.tokenizer), system=run["system"], budget_forcing_prompts=cfg.budget_forcing_prompts,
-        logits_width=cfg.logits_width, torch_device=str(cfg.torch_device), say=app.say,
+        budget_forcing_dtypes=run["bf_dtypes"], logits_width=cfg.logits_width, torch_device=str(cfg.torch_device),
+        torch_threads=cfg.torch_threads, say=app.say,
     )
     app.say(report.table())
     if cfg.output and app.is_main_process():

@@ -127,8 +127,10 @@ def run_parity(
     tokenizer: str = "",
     system: str | None = None,
     budget_forcing_prompts: int = 2,
+    budget_forcing_dtypes: Sequence[str] = ("float32",),
     logits_width: int = 0,
     torch_device: str = "auto",
+    torch_threads: int = 0,
     say: Callable[[str], None] = print,
     jax_model_hook: Callable[[Any], Any] | None = None,
 ) -> ParityReport:
@@ -143,10 +145,10 @@ def run_parity(
     texts = [tok.chat.render_prefix(q, system) + budget.thinking_start for q in prompts]
     rows = tok.encode_batch(texts)
     width = logits_width or -(-max(len(r) for r in rows) // 64) * 64
-    device = tr.torch_device(torch_device)
-    n_bf = min(budget_forcing_prompts, len(prompts))
+    device = tr.torch_device(torch_device, torch_threads)
     results = []
     for dtype in dtypes:
+        n_bf = min(budget_forcing_prompts, len(prompts)) if dtype in budget_forcing_dtypes else 0
         # -- PyTorch: logits (one prompt at a time, left-padded to `width`), then the reference budget forcing
         say(f"[{dtype}] transformers on {device}: loading {path}")
         ref_model = tr.load_torch_model(path, dtype, device)

@@ -30,10 +30,12 @@ def require_torch() -> None:
                           "pip install 'torch==2.13.0' transformers   (or: pip install -e '.[test]')")
 
 
-def torch_device(name: str) -> str:
-    """``"auto"``: CUDA when torch sees a GPU, else CPU."""
+def torch_device(name: str, threads: int = 0) -> str:
+    """``"auto"``: CUDA when torch sees a GPU, else CPU. ``threads > 0`` sets torch's CPU thread count."""
     import torch
 
+    if threads > 0:
+        torch.set_num_threads(threads)
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
