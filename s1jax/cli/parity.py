@@ -18,6 +18,7 @@ from typing import Any
 
 import ml_collections
 
+import s1jax
 from s1jax import exit_codes
 from s1jax.builders import budget_from_config
 from s1jax.cli import app
@@ -25,6 +26,8 @@ from s1jax.cli.checks import DTYPES, check_checkpoint, check_context, check_int,
 from s1jax.cli.generate import read_questions
 from s1jax.config import ConfigError, format_config
 from s1jax.model.io import detect_format, looks_like_hub_id
+from s1jax.parity import runner
+from s1jax.parity.torch_reference import require_torch
 
 __all__ = ["COMMAND", "main", "validate"]
 
@@ -37,9 +40,7 @@ COMMAND = app.Command(
 )
 
 
-def _thresholds(cfg: ml_collections.ConfigDict, dtype: str) -> Any:
-    from s1jax.parity.runner import Thresholds
-
+def _thresholds(cfg: ml_collections.ConfigDict, dtype: str) -> runner.Thresholds:
     group = cfg.thresholds.get(dtype)
     if group is None:
         raise ConfigError(f"no --config.thresholds.{dtype} group; add one (max_abs_diff_rel, max_kl, mean_kl, "
@@ -48,7 +49,7 @@ def _thresholds(cfg: ml_collections.ConfigDict, dtype: str) -> Any:
     for field in ("max_abs_diff_rel", "max_kl", "mean_kl"):
         values[field] = check_number(group.get(field), f"thresholds.{dtype}.{field}", minimum=0.0)
     values["min_top1"] = check_number(group.get("min_top1"), f"thresholds.{dtype}.min_top1", minimum=0.0, maximum=1.0)
-    return Thresholds(**values)
+    return runner.Thresholds(**values)
 
 
 def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -89,8 +90,6 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     if not prompts or not all(prompts):
         raise ConfigError("no prompts: set --config.prompts=\"('What is 2+2?',)\" or --config.prompts_file")
 
-    from s1jax.parity.torch_reference import require_torch
-
     try:
         require_torch()
     except ImportError as e:
@@ -102,8 +101,6 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
                               "transformers loads: s1jax convert --config=configs/convert.py --config.input=... "
                               "--config.output=DIR first")
     model_config = model_config_of(cfg.model)  # downloads a hub id (config, weights, tokenizer files)
-    import s1jax
-
     try:
         tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path)
     except (OSError, ValueError) as e:
@@ -125,9 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     run = validate(cfg)
     app.say(format_config(cfg))
-    from s1jax.parity.runner import run_parity
-
-    report = run_parity(
+    report = runner.run_parity(
         str(cfg.model.path), run["prompts"], budget=run["budget"], thresholds=run["thresholds"], dtypes=run["dtypes"],
         tokenizer=str(cfg.model.tokenizer), system=run["system"], budget_forcing_prompts=cfg.budget_forcing_prompts,
         budget_forcing_dtypes=run["bf_dtypes"], logits_width=cfg.logits_width, torch_device=str(cfg.torch_device),

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+import s1jax
+from s1jax.parity import torch_reference as tr
 from s1jax.parity.metrics import LogitStats, TokenStats, logit_stats, token_stats
 from s1jax.parity.reference import budget_forcing_reference
 
@@ -137,9 +139,6 @@ def run_parity(
     """Compare transformers and s1jax on ``path`` (a HF directory; hub ids are resolved by the caller or by the
     loaders). ``jax_model_hook(model) -> model`` runs on each loaded s1jax model (tests use it to perturb a weight:
     a loader bug, not a checkpoint change, since both sides read the same files)."""
-    import s1jax
-    from s1jax.parity import torch_reference as tr
-
     tr.require_torch()
     tok = s1jax.load_tokenizer(tokenizer or path)
     texts = [tok.chat.render_prefix(q, system) + budget.thinking_start for q in prompts]
