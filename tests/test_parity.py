@@ -152,3 +152,27 @@ def test_parity_usage_errors_before_loading(tiny_hf, tmp_path, capsys, monkeypat
     rc = main(["parity", f"--config.model.path={tiny_hf}"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == exit_codes.USAGE and len(err) == 1 and "pip install 'torch==2.13.0' transformers" in err[0], err
+
+
+@pytest.mark.slow
+def test_parity_smollm2_gguf_to_hf(tmp_path, capsys):
+    """SmolLM2-135M-Instruct (the Q4_1 GGUF, dequantised) -> HF dir (s1jax convert) -> parity in float32 and
+    bfloat16 with budget forcing in float32 on two prompts: every default threshold holds on a real model."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from s1jax.cli.main import main
+    from test_gguf import _find_smollm_gguf
+
+    gguf = str(_find_smollm_gguf())
+    hf_dir = tmp_path / "smollm2_hf"
+    assert main(["convert", "--config=configs/convert.py", f"--config.input={gguf}", f"--config.output={hf_dir}",
+                 "--config.tokenizer=none"]) == exit_codes.OK
+    out = tmp_path / "parity.json"
+    rc = main(["parity", f"--config.model.path={hf_dir}", f"--config.model.tokenizer={gguf}",
+               "--config.torch_threads=1", f"--config.output={out}"])
+    printed = capsys.readouterr().out
+    print(printed[printed.find("dtype "):])
+    assert rc == exit_codes.OK, printed
+    report = json.loads(out.read_text())
+    fp32 = report["results"][0]
+    assert fp32["logits"]["top1_agreement"] >= 0.99 and len(fp32["generations"]) == 2
