@@ -22,6 +22,7 @@ def get_config():
     cfg.model = ml_collections.ConfigDict()
     cfg.model.path = ""  # a HF checkpoint directory or a hub id (org/name[@revision])
     cfg.model.tokenizer = ""  # "" = the tokenizer in model.path
+    cfg.model.chat_format = ""  # "" = auto (Qwen: s1's ChatML; others: their chat template); see model_group
     cfg.dtypes = ("float32", "bfloat16")  # each: both frameworks load the checkpoint in that dtype
     cfg.torch_device = "auto"  # "auto": cuda when torch sees a GPU, else cpu; JAX uses its default backend
     cfg.torch_threads = 0  # torch CPU threads; 0 = torch's default. 1 on a shared/busy CPU: OpenMP spin-waiting on

@@ -102,7 +102,7 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
                               "--config.output=DIR first")
     model_config = model_config_of(cfg.model)  # downloads a hub id (config, weights, tokenizer files)
     try:
-        tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path)
+        tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path, chat_format=str(cfg.model.chat_format))
     except (OSError, ValueError) as e:
         raise ConfigError(f"model.tokenizer: cannot load a tokenizer from {cfg.model.tokenizer or path!r}: {e}") from e
     system = cfg.system or None
@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.say(format_config(cfg))
     report = runner.run_parity(
         str(cfg.model.path), run["prompts"], budget=run["budget"], thresholds=run["thresholds"], dtypes=run["dtypes"],
-        tokenizer=str(cfg.model.tokenizer), system=run["system"], budget_forcing_prompts=cfg.budget_forcing_prompts,
+        tokenizer=str(cfg.model.tokenizer), chat_format=str(cfg.model.chat_format), system=run["system"], budget_forcing_prompts=cfg.budget_forcing_prompts,
         budget_forcing_dtypes=run["bf_dtypes"], logits_width=cfg.logits_width, torch_device=str(cfg.torch_device),
         torch_threads=cfg.torch_threads, say=app.say,
     )

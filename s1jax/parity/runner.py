@@ -127,6 +127,7 @@ def run_parity(
     thresholds: dict[str, Thresholds],
     dtypes: Sequence[str] = ("float32", "bfloat16"),
     tokenizer: str = "",
+    chat_format: str = "",
     system: str | None = None,
     budget_forcing_prompts: int = 2,
     budget_forcing_dtypes: Sequence[str] = ("float32",),
@@ -140,7 +141,7 @@ def run_parity(
     loaders). ``jax_model_hook(model) -> model`` runs on each loaded s1jax model (tests use it to perturb a weight:
     a loader bug, not a checkpoint change, since both sides read the same files)."""
     tr.require_torch()
-    tok = s1jax.load_tokenizer(tokenizer or path)
+    tok = s1jax.load_tokenizer(tokenizer or path, chat_format=chat_format)
     texts = [tok.chat.render_prefix(q, system) + budget.thinking_start for q in prompts]
     rows = tok.encode_batch(texts)
     width = logits_width or -(-max(len(r) for r in rows) // 64) * 64
