@@ -30,7 +30,7 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"model", "data", "tokenizer", "sharding", "exit_codes"},
     "aot": {"config", "model", "train", "inference", "sharding"},
     "builders": {"config", "inference", "model", "tokenizer", "sharding"},
-    "parity": {"s1jax"},
+    "parity": {"s1jax", "hub"},
     "demo": {"config", "builders", "curation", "eval", "inference", "model", "tokenizer", "train", "data",
              "compilation_cache"},
     "__main__": {"cli"},

@@ -113,3 +113,12 @@ def test_no_template_and_no_chatml_needs_an_explicit_format(tmp_path, capsys):
     rc = main(["generate", f"--config.model.tokenizer={d}", "--config.prompt=hi", "--config.output="])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == exit_codes.USAGE and len(err) == 1 and "--config.model.chat_format" in err[0], err
+    rc = main(["generate", f"--config.model.tokenizer={d}", "--config.prompt=hi", "--config.model.chat_format=llama"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == exit_codes.USAGE and len(err) == 1 and "model.chat_format must be" in err[0], err
+    from s1jax.cli import generate
+    from s1jax.config import CONFIGS_DIR, load_config_file
+
+    cfg = load_config_file(f"{CONFIGS_DIR}/generate/default.py")  # validation only: no model is built
+    cfg.model.tokenizer, cfg.prompt, cfg.model.chat_format = str(d), "hi", "chatml"
+    assert generate.validate(cfg)["tok"].chat.family == "qwen2"

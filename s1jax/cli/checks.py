@@ -15,6 +15,7 @@ from s1jax.model.io import looks_like_hub_id
 from s1jax.model.config import ModelConfig
 from s1jax.model.io import read_config
 from s1jax.model.presets import PRESETS, preset_config
+from s1jax.tokenizer.chat_format import CHAT_FORMAT_CHOICES
 
 __all__ = [
     "DTYPES",
@@ -26,6 +27,7 @@ __all__ = [
     "check_path",
     "check_checkpoint",
     "check_model_source",
+    "check_chat_format",
     "model_config_of",
     "check_context",
 ]
@@ -97,6 +99,18 @@ def check_model_source(group: Any, field: str = "model") -> None:
                           f"{sorted(PRESETS)} for random weights (got preset={group.get('preset')!r})")
     if group.get("tokenizer"):
         check_checkpoint(group.tokenizer, f"{field}.tokenizer", "tokenizer")
+    check_chat_format(group.get("chat_format"), f"{field}.chat_format")
+
+
+def check_chat_format(value: Any, field: str = "model.chat_format") -> str:
+    """"" (auto), one of CHAT_FORMAT_CHOICES, or an existing .jinja template file."""
+    value = str(value or "")
+    if not value or value in CHAT_FORMAT_CHOICES:
+        return value
+    if value.endswith(".jinja"):
+        return check_path(value, field, "chat template file")
+    raise ConfigError(f"--config.{field} must be '' (auto), one of {list(CHAT_FORMAT_CHOICES)} or a .jinja file, "
+                      f"got {value!r}")
 
 
 def model_config_of(group: Any, field: str = "model") -> ModelConfig:

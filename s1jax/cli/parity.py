@@ -22,7 +22,8 @@ import s1jax
 from s1jax import exit_codes
 from s1jax.builders import budget_from_config
 from s1jax.cli import app
-from s1jax.cli.checks import DTYPES, check_checkpoint, check_context, check_int, check_number, model_config_of
+from s1jax.cli.checks import (DTYPES, check_chat_format, check_checkpoint, check_context, check_int, check_number,
+                              model_config_of)
 from s1jax.cli.generate import read_questions
 from s1jax.config import ConfigError, format_config
 from s1jax.model.io import detect_format, looks_like_hub_id
@@ -61,6 +62,7 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     check_checkpoint(path, "model.path", "HF checkpoint directory")
     if cfg.model.tokenizer:
         check_checkpoint(cfg.model.tokenizer, "model.tokenizer", "tokenizer")
+    check_chat_format(cfg.model.chat_format)
     dtypes = tuple(cfg.dtypes) if isinstance(cfg.dtypes, (tuple, list)) else (cfg.dtypes,)
     if not dtypes:
         raise ConfigError("--config.dtypes is empty; e.g. --config.dtypes=\"('float32', 'bfloat16')\"")

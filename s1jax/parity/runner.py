@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import s1jax
+from s1jax.hub import resolve_checkpoint
 from s1jax.parity import torch_reference as tr
 from s1jax.parity.metrics import LogitStats, TokenStats, logit_stats, token_stats
 from s1jax.parity.reference import budget_forcing_reference
@@ -137,10 +138,10 @@ def run_parity(
     say: Callable[[str], None] = print,
     jax_model_hook: Callable[[Any], Any] | None = None,
 ) -> ParityReport:
-    """Compare transformers and s1jax on ``path`` (a HF directory; hub ids are resolved by the caller or by the
-    loaders). ``jax_model_hook(model) -> model`` runs on each loaded s1jax model (tests use it to perturb a weight:
+    """Compare transformers and s1jax on ``path`` (a HF directory or a hub id). ``jax_model_hook(model) -> model`` runs on each loaded s1jax model (tests use it to perturb a weight:
     a loader bug, not a checkpoint change, since both sides read the same files)."""
     tr.require_torch()
+    path = resolve_checkpoint(path)  # a hub id -> its snapshot directory, so both frameworks read the same files
     tok = s1jax.load_tokenizer(tokenizer or path, chat_format=chat_format)
     texts = [tok.chat.render_prefix(q, system) + budget.thinking_start for q in prompts]
     rows = tok.encode_batch(texts)
