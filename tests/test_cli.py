@@ -48,6 +48,7 @@ HELP = {
     "compile": (["target", "aot.mfu", "train.lr", "mesh.tensor"], "configs/aot/eval_32b.py"),
     "compare": (["a", "b", "b_budget", "bootstrap_samples", "match"], "configs/compare.py"),
     "data": (["data_dir", "datasets", "sources.s1k", "overwrite"], "configs/data/prepare.py"),
+    "parity": (["thresholds.float32.max_kl", "budget_forcing_prompts", "model.path"], "configs/parity.py"),
 }
 
 

@@ -26,6 +26,7 @@ COMMANDS = {
     "compile": "ahead-of-time compile for a TPU/GPU target from a CPU host: does it fit?",
     "compare": "two eval runs (s1jax dirs or lm-eval samples files) item by item",
     "data": "`data prepare`: s1K and the eval sets as TFDS array_record datasets",
+    "parity": "numerical parity with transformers: logits, KL, top-1, budget forcing",
 }
 
 

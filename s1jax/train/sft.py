@@ -252,7 +252,7 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     tok_path = cfg.model.tokenizer or cfg.model.path
     if not tok_path:
         raise ValueError("no tokenizer: set model.tokenizer (a random-init preset has no tokenizer of its own)")
-    tokenizer = load_tokenizer(tok_path)
+    tokenizer = load_tokenizer(tok_path, chat_format=str(cfg.model.get("chat_format") or ""))
     batcher, stats = build_batcher(cfg, tokenizer, process_index=jax.process_index(), process_count=jax.process_count())
     geometry = plan(cfg, batcher, mesh)
     total = geometry["total_steps"]
