@@ -54,7 +54,7 @@ def env(monkeypatch, tmp_path, shared_data_dir):
         FakeSweep(items), [], _model_dir(tmp_path, "model_a", b"A" * 64), _model_dir(tmp_path, "model_b", b"B" * 64),
         tmp_path / "run")
     monkeypatch.setitem(vars(s1jax), "load_model", lambda path, **kw: state.loads.append(path) or "model")
-    monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path: "tok")
+    monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path, **kw: "tok")
     monkeypatch.setitem(vars(s1jax), "Budget", Budget)
     monkeypatch.setitem(vars(s1jax), "Sampling", Sampling)
     monkeypatch.setitem(vars(s1jax), "generate_budget_sweep",

@@ -25,7 +25,8 @@ import ml_collections
 import s1jax
 from s1jax.builders import budget_from_config, sampling_from_config
 from s1jax.cli import app
-from s1jax.cli.checks import check_choice, check_dtype, check_int, check_int_sequence, check_number, check_path
+from s1jax.cli.checks import (check_chat_format, check_checkpoint, check_choice, check_dtype, check_int,
+                              check_int_sequence, check_number, check_path)
 from s1jax.config import ConfigError, format_config
 from s1jax.eval import fingerprint as fpr
 from s1jax.eval import scaling as sc
@@ -57,7 +58,8 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
     if cfg.model.param_dtype:
         check_dtype(cfg.model.param_dtype, "model.param_dtype")
     if cfg.model.tokenizer:
-        check_path(cfg.model.tokenizer, "model.tokenizer", "tokenizer")
+        check_checkpoint(cfg.model.tokenizer, "model.tokenizer", "tokenizer")
+    check_chat_format(cfg.model.get("chat_format"), "model.chat_format")
     check_choice(cfg.benchmark.lower(), "benchmark", known_names())
     if cfg.data_path and source_kind(cfg.data_path) == "tfds":
         try:  # the built dataset's data dir, version and schema (small JSON files only)
@@ -84,6 +86,7 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
     check_number(cfg.majority_temperature, "majority_temperature", minimum=0.0)
     budget = budget_from_config(cfg.budget, max_thinking_tokens=max(budgets), num_ignore=0)
     sampling = sampling_from_config(cfg.sampling, seed=cfg.seed)
+    check_checkpoint(cfg.model.path, "model.path")
     return budget, sampling
 
 
@@ -156,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = s1jax.load_model(cfg.model.path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype or None,
                              attention_impl=cfg.model.attention_impl or None)
-    tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path)
+    tok = s1jax.load_tokenizer(cfg.model.tokenizer or cfg.model.path, chat_format=str(cfg.model.get("chat_format") or ""))
     gen_fn, sweep_fn = sc.make_generate_fns(model, tok, budget, sampling, system=cfg.system or None,
                                             batch_size=cfg.batch_size, max_cache_len=cfg.max_cache_len or None)
 
