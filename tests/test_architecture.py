@@ -32,7 +32,7 @@ ALLOWED: dict[str, set[str]] = {
     "builders": {"config", "inference", "model", "tokenizer", "sharding"},
     "parity": {"s1jax", "hub"},
     "demo": {"config", "builders", "curation", "eval", "inference", "model", "tokenizer", "train", "data",
-             "compilation_cache"},
+             "compilation_cache", "hub"},
     "__main__": {"cli"},
     "cli": {"config", "jsonfile", "builders", "curation", "demo", "eval", "inference", "model", "tokenizer", "train", "data",
             "sharding", "s1jax", "exit_codes", "aot", "parity"},

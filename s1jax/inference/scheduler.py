@@ -34,7 +34,7 @@ from s1jax.inference.requests import Workload
 from s1jax.inference.results import HOST_FIELDS
 from s1jax.inference.sampling import row_keys
 
-__all__ = ["Finished", "RunStats", "run", "STREAM_CHUNK", "PROGRESS_CHUNK", "SCHEDULES"]
+__all__ = ["Finished", "RunStats", "run", "STREAM_CHUNK", "PROGRESS_CHUNK", "SCHEDULES", "shrink_floor"]
 
 STREAM_CHUNK = 16  # decode steps per jitted call while streaming
 PROGRESS_CHUNK = 48  # decode steps per jitted call while a progress bar is shown (one host sync per call)
@@ -87,6 +87,14 @@ def _tqdm(**kwargs: Any):
     return tqdm(**kwargs)
 
 
+def shrink_floor(backend: str | None = None) -> int:
+    """Fewest row slots the batch shrinks to. A CPU decode step is compute-bound down to a few rows, so halving
+    the batch halves the step (floor 4: below it the weights' memory traffic dominates and another decode
+    program is not worth compiling). A GPU/TPU step below ~64 rows is bound by reading the weights and the KV
+    cache, so smaller batches would only add programs: floor 64."""
+    return 4 if (backend or jax.default_backend()) == "cpu" else 64
+
+
 def empty_rows(spec: bf.ForcingSpec, slots: int) -> bf.RowState:
     zeros = np.zeros((slots,), np.int64)
     return bf.initial_rows(np.zeros((slots, 1), np.int32), np.ones((slots,)), spec, row_keys(0, zeros),
@@ -115,17 +123,19 @@ class _Stream:
 def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on_finish: OnFinish, *,
         extra: Any = None, follow_ups: bool = False, progress: bool = False, desc: str = "generate",
         stream: int | None = None, tok: Any = None, schedule: str = "continuous", shrink: bool = True,
-        min_slots: int = 1) -> RunStats:
+        min_slots: int | None = None) -> RunStats:
     """Run every question of ``work`` through ``engine``; finished rows go to ``on_finish`` (see module doc).
 
     ``follow_ups``: ``on_finish`` may start branches, so the loop stops at every finished row, not only while
     questions are waiting. ``stream``: a question index whose text is printed as it is decoded. ``shrink``: once
     no question is waiting and at most half the slots are busy, gather the busy rows into a batch half the size
     (a power of two >= ``min_slots``; a sharded batch keeps a multiple of its data axis) so that decode steps stop
-    computing finished rows; the tokens do not change (rows are independent), each size compiles its own decode."""
+    computing finished rows; the tokens do not change (rows are independent), each size compiles its own decode.
+    ``min_slots`` defaults to :func:`shrink_floor`."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     b, p, n = work.slots, work.prompt_len, len(work.ids)
+    min_slots = shrink_floor() if min_slots is None else max(int(min_slots), 1)
     params = model.params
     state: DecodeState = engine.init_state(empty_rows(engine.spec, b), extra, slots=b, max_len=work.max_len)
     pending = collections.deque(range(n))
