@@ -49,7 +49,8 @@ def get_config(benchmark: str = "aime24") -> ml_collections.ConfigDict:
     cfg.overwrite = False  # True: a different run in output_dir is deleted instead of refusing to mix the two
     cfg.lmeval_outputs = True  # also write lm-eval's results_<date>.json and samples_<task>_<date>.jsonl
     cfg.bootstrap_samples = 2000  # resamples for the Scaling CI (0 = no CI)
-    cfg.batch_size = 8  # questions per generate call (device rows) and per JSONL checkpoint
+    cfg.batch_size = 8  # device row slots decoded together (continuous batching refills a finished row's slot)
+    cfg.call_size = 0  # questions per generate call and per JSONL append (the unit of resume); 0 = 4 x batch_size
     cfg.max_cache_len = 0  # KV-cache slots per row; 0 = sized from the largest budget + max_answer_tokens
     cfg.grade_timeout_s = 5.0
     cfg.save_token_ids = False

@@ -76,7 +76,7 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
     check_int_sequence(cfg.num_ignore, "num_ignore", minimum=0)
     check_int_sequence(cfg.steps, "steps", minimum=1)
     check_int_sequence(cfg.class_budgets, "class_budgets", minimum=0)
-    for field, minimum in (("limit", 0), ("batch_size", 1), ("max_cache_len", 0), ("num_ignore_max_tokens", 0),
+    for field, minimum in (("limit", 0), ("batch_size", 1), ("call_size", 0), ("max_cache_len", 0), ("num_ignore_max_tokens", 0),
                            ("tokens_per_step", 1), ("rejection_max_tries", 1), ("majority_samples", 1),
                            ("budget.uncapped_thinking_tokens", 1)):
         group, _, leaf = field.rpartition(".")
@@ -92,7 +92,7 @@ def validate(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
 
 def _run_methods(cfg: ml_collections.ConfigDict, items: list, gen_fn: Any, sweep_fn: Any, writer: Any) -> None:
     """Run every enabled method in a fixed order; each one resumes from the writer's records."""
-    common = {"batch_size": cfg.batch_size, "grade_timeout_s": cfg.grade_timeout_s, "progress": cfg.progress,
+    common = {"batch_size": cfg.batch_size, "call_size": cfg.get("call_size", 0) or None, "grade_timeout_s": cfg.grade_timeout_s, "progress": cfg.progress,
               "save_token_ids": cfg.save_token_ids}
     uncapped = cfg.budget.uncapped_thinking_tokens
     if cfg.budget_forcing:

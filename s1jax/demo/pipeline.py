@@ -51,7 +51,7 @@ from s1jax.demo.tasks import make_demo_data
 from s1jax.eval import benchmarks, scaling
 from s1jax.hub import looks_like_hub_id
 from s1jax.eval import report as eval_report
-from s1jax.model.api import load_model
+from s1jax.model.api import keep_first_layers, load_model
 from s1jax.tokenizer import load_tokenizer
 from s1jax.train import sft
 
@@ -166,8 +166,13 @@ def stage_load(cfg: ml_collections.ConfigDict) -> tuple[Any, Any, str]:
     _say(f"weights: {path}")
     tok = load_tokenizer(path)
     model = load_model(path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
+    full_depth = model.config.num_layers
+    if int(cfg.model.get("num_layers", 0) or 0):
+        model = keep_first_layers(model, int(cfg.model.num_layers))
     c = model.config
-    _say(f"model: {c.architecture}, {c.num_layers} layers, d={c.hidden_size}, {c.num_params / 1e6:.0f}M params, "
+    depth = f"{c.num_layers} layers" + (f" (the first {c.num_layers} of {full_depth}: model.num_layers)"
+                                          if c.num_layers < full_depth else "")
+    _say(f"model: {c.architecture}, {depth}, d={c.hidden_size}, {c.num_params / 1e6:.0f}M params, "
          f"params {cfg.model.param_dtype}, compute {cfg.model.dtype}; tokenizer: {tok.vocab_size} ids, chat "
          f"format {tok.chat.family!r}")
     return model, tok, path
@@ -248,10 +253,10 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
                method: str, wait_method: str | None) -> None:
     e = cfg.eval
     budget, sampling = _budget_sampling(cfg)
-    gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling)
+    gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling, batch_size=int(e.batch_size))
     common = dict(batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s), progress=bool(cfg.progress))
     _say(f"{method}: thinking once up to {max(e.budgets)} tokens, then an answer (<= {e.max_answer_tokens} tokens) "
-         f"branched at each budget; {len(items)} questions per batch of {e.batch_size}")
+         f"branched at each budget; {len(items)} questions in {e.batch_size} row slots (continuous batching)")
     scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method, **common)
     if wait_method is None or not len(e.num_ignore):
         return
@@ -267,7 +272,7 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
         ignores = ignores[1:]
     if ignores:
         _say(f"{wait_method}: num_ignore {ignores}: the first N attempts to stop thinking become "
-             f"{e.ignore_str!r}; thinking capped at {cap} tokens")
+             f"{e.ignore_str!r}; thinking capped at {cap} tokens; every (num_ignore, question) pair in one run")
         scaling.run_num_ignore_sweep(items, gen_fn, ignores, writer=writer, max_thinking_tokens=cap,
                                      method=wait_method, **common)
 

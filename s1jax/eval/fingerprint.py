@@ -56,7 +56,7 @@ EXTENDABLE_FIELDS = frozenset({
 })
 # Fields that do not change what is generated, or are replaced by a content digest (paths).
 RUNTIME_FIELDS = frozenset({
-    "output_dir", "overwrite", "batch_size", "max_cache_len", "progress", "save_token_ids", "grade_timeout_s",
+    "output_dir", "overwrite", "batch_size", "call_size", "max_cache_len", "progress", "save_token_ids", "grade_timeout_s",
     "data_path", "data_revision", "tfds_dir", "model.path", "model.tokenizer", "lmeval_outputs", "bootstrap_samples",
 })
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",

@@ -138,6 +138,11 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
     min_slots = shrink_floor() if min_slots is None else max(int(min_slots), 1)
     params = model.params
     state: DecodeState = engine.init_state(empty_rows(engine.spec, b), extra, slots=b, max_len=work.max_len)
+    # Commit the fresh state to the parameters' device: jit keys its cache on committedness, and every later call
+    # gets the (committed) outputs of the previous one, so an uncommitted first state compiles each program twice.
+    where = jax.tree_util.tree_leaves(params)[0].sharding
+    if isinstance(where, jax.sharding.SingleDeviceSharding):
+        state = jax.device_put(state, where)
     pending = collections.deque(range(n))
     task: list[tuple[int, int] | None] = [None] * b  # slot -> (question, level)
     run_stats = RunStats(slots=b)
