@@ -19,7 +19,7 @@ $(PY):
 
 # torch==2.13.0 sits in the same pip command as everything that depends on it, so no CUDA build is pulled.
 $(STAMP): $(PY) pyproject.toml
-	$(PIP) install -q -e ".[test,demo]" "torch==2.13.0"
+	$(PIP) install -q -e ".[test,demo,tfds]" "torch==2.13.0"
 	$(PIP) install -q --no-deps $(NODEPS)
 	touch $(STAMP)
 

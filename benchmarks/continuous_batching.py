@@ -128,10 +128,10 @@ def capacity(args) -> None:
         for cap in (written + steps + 8, 4096):
             state = engine.init_state(empty_rows(engine.spec, b), None, slots=b, max_len=cap)
             state = engine.refill(model.params, state, np.arange(b, dtype=np.int32), prompts, lengths, rows, nl)
-            state = engine.decode(model.params, state, nl, np.int32(1), np.bool_(False))  # compile / warm
+            state = engine.decode(model.params, state, nl, np.int32(1), np.bool_(False), np.int32(0))  # compile / warm
             jax.block_until_ready(state)
             t = time.perf_counter()
-            state = engine.decode(model.params, state, nl, np.int32(1 + steps), np.bool_(False))
+            state = engine.decode(model.params, state, nl, np.int32(1 + steps), np.bool_(False), np.int32(0))
             jax.block_until_ready(state)
             ms = 1000 * (time.perf_counter() - t) / steps
             best[cap] = min(best.get(cap, ms), ms)
@@ -156,7 +156,7 @@ def compile_times(args) -> None:
     for cap in args.capacities:
         state = jax.eval_shape(functools.partial(engine._init_state, slots=b, max_len=cap), rows_b, None)
         t = time.perf_counter()
-        engine.decode.lower(params, state, nl, np.int32(0), np.bool_(False)).compile()
+        engine.decode.lower(params, state, nl, np.int32(0), np.bool_(False), np.int32(0)).compile()
         t_dec = time.perf_counter() - t
         rows = jax.eval_shape(lambda: empty_rows(engine.spec, 1))
         t = time.perf_counter()

@@ -88,7 +88,7 @@ def engine_run(model, engine: Engine, prompts, mask, new_tokens: int, num_ignore
     state = engine.refill(model.params, state, np.arange(b, dtype=np.int32), prompts, lengths, rows, nl)
     jax.block_until_ready(state)
     t = time.perf_counter()
-    state = engine.decode(model.params, state, nl, np.int32(s + 1), np.bool_(False))
+    state = engine.decode(model.params, state, nl, np.int32(s + 1), np.bool_(False), np.int32(0))
     jax.block_until_ready(state)
     return time.perf_counter() - t, int(state.steps)
 

@@ -29,6 +29,7 @@ def get_config(arg: str = ""):
     cfg.model.path = ""
     cfg.model.dtype = "float32"  # compute dtype: CPUs have no fast bf16 matmuls
     cfg.model.param_dtype = "float32"
+    cfg.model.num_layers = 0  # 0 = all; N keeps the first N decoder blocks (the test preset: same pipeline, less compute)
 
     # The training pool and the held-out eval set (s1jax/demo/tasks.py): chains of 1-5 integer operations in three
     # task families; the thinking trace writes one operation per line.
@@ -85,10 +86,11 @@ def get_config(arg: str = ""):
     # The test variant (tests/test_demo.py): every stage and output, on the smallest work that exercises them.
     cfg.fast_preset = ml_collections.ConfigDict()
     cfg.fast_preset.output_dir = "outputs/demo_fast"
+    cfg.fast_preset.model = ml_collections.ConfigDict(dict(num_layers=4))
     cfg.fast_preset.data = ml_collections.ConfigDict(dict(num_pool=60, num_eval=8))
     cfg.fast_preset.curation = ml_collections.ConfigDict(dict(num_select=16))
     cfg.fast_preset.train = ml_collections.ConfigDict(dict(steps=2, batch_size=1))
     cfg.fast_preset.eval = ml_collections.ConfigDict(
-        dict(budgets=(8, 16), num_ignore=(0, 1), num_ignore_max_tokens=16, batch_size=8)
+        dict(budgets=(8, 16), num_ignore=(0, 1), num_ignore_max_tokens=16, batch_size=4)
     )
     return cfg

@@ -56,7 +56,7 @@ def tokenizer_from_config(group: Any) -> Tokenizer:
     path = tokenizer_path(group)
     if not path:
         raise ConfigError("model: set model.path (weights with their tokenizer) or model.tokenizer")
-    return load_tokenizer(path)
+    return load_tokenizer(path, chat_format=str(group.get("chat_format") or ""))
 
 
 def budget_from_config(group: Any, where: str = "budget", **overrides: Any) -> Budget:

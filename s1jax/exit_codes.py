@@ -8,6 +8,7 @@ code   name                meaning / what the launcher does
 1      ERROR               anything else (a bug, an unexpected exception): look at the traceback, do not requeue
 2      CONFIG_ERROR        bad config, flag or input (also a resume whose run fingerprint changed): fix and resubmit
 3      NON_FINITE_LOSS     the loss/gradient became NaN/inf (``nan_policy=stop``, or the ``skip`` limits were hit)
+4      PARITY_MISMATCH     ``s1jax parity``: s1jax and transformers differ past the configured thresholds
 74     STORAGE_FAILURE     a checkpoint/metrics write failed or timed out, or no checkpoint could be restored;
                            the last good checkpoint is intact: fix the storage, then resubmit (EX_IOERR)
 75     PREEMPTED           SIGTERM (preemption): a checkpoint of the current step was saved; requeue (EX_TEMPFAIL)
@@ -24,7 +25,8 @@ import sys
 import threading
 
 __all__ = [
-    "FINISHED", "ERROR", "CONFIG_ERROR", "NON_FINITE_LOSS", "STORAGE_FAILURE", "PREEMPTED", "INTERRUPTED",
+    "FINISHED", "ERROR", "CONFIG_ERROR", "NON_FINITE_LOSS", "PARITY_MISMATCH", "STORAGE_FAILURE", "PREEMPTED",
+    "INTERRUPTED",
     "OK", "FAILURE", "USAGE", "NAMES", "DESCRIPTIONS", "leave_process",
 ]
 
@@ -32,6 +34,7 @@ FINISHED = 0
 ERROR = 1
 CONFIG_ERROR = 2
 NON_FINITE_LOSS = 3
+PARITY_MISMATCH = 4
 STORAGE_FAILURE = 74
 PREEMPTED = 75
 INTERRUPTED = 130
@@ -43,6 +46,7 @@ USAGE = CONFIG_ERROR  # bad command line, config or input file: reported before 
 
 NAMES = {
     FINISHED: "finished", ERROR: "error", CONFIG_ERROR: "config error", NON_FINITE_LOSS: "non-finite loss",
+    PARITY_MISMATCH: "parity mismatch",
     STORAGE_FAILURE: "storage failure", PREEMPTED: "preempted, checkpoint saved: requeue",
     INTERRUPTED: "interrupted, checkpoint saved",
 }
@@ -52,6 +56,7 @@ DESCRIPTIONS: dict[int, str] = {
     FAILURE: "runtime failure after the work started",
     USAGE: "usage, config or input error (nothing was started or written)",
     NON_FINITE_LOSS: "train: the loss became NaN/inf",
+    PARITY_MISMATCH: "parity: s1jax and transformers differ past the thresholds",
     STORAGE_FAILURE: "train: a checkpoint/metrics write failed (the last good checkpoint is intact)",
     PREEMPTED: "train: preempted (SIGTERM), checkpoint saved: requeue",
     INTERRUPTED: "interrupted (Ctrl-C); train saved a checkpoint",

@@ -20,8 +20,9 @@ ALLOWED: dict[str, set[str]] = {
     "sharding": set(),
     "exit_codes": set(),
     "compilation_cache": set(),
-    "model": {"sharding", "jsonfile"},
-    "tokenizer": {"jsonfile"},
+    "hub": set(),
+    "model": {"sharding", "jsonfile", "hub"},
+    "tokenizer": {"jsonfile", "hub"},
     "data": {"tokenizer"},
     "inference": {"model", "tokenizer", "sharding"},
     "eval": {"data", "s1jax"},
@@ -29,11 +30,12 @@ ALLOWED: dict[str, set[str]] = {
     "train": {"model", "data", "tokenizer", "sharding", "exit_codes"},
     "aot": {"config", "model", "train", "inference", "sharding"},
     "builders": {"config", "inference", "model", "tokenizer", "sharding"},
+    "parity": {"s1jax", "hub"},
     "demo": {"config", "builders", "curation", "eval", "inference", "model", "tokenizer", "train", "data",
-             "compilation_cache"},
+             "compilation_cache", "hub"},
     "__main__": {"cli"},
     "cli": {"config", "jsonfile", "builders", "curation", "demo", "eval", "inference", "model", "tokenizer", "train", "data",
-            "sharding", "s1jax", "exit_codes", "aot"},
+            "sharding", "s1jax", "exit_codes", "aot", "parity"},
 }
 
 # (importer, imported): the only s1jax imports allowed inside a function, each for a stated reason.
@@ -45,6 +47,8 @@ FUNCTION_LOCAL_ALLOWED = {
     ("s1jax.cli.compile", "s1jax.aot.report"),
     ("s1jax.aot.scale_table", "s1jax.aot.compile"),
     ("s1jax.aot.scale_table", "s1jax.aot.report"),
+    # the TFDS builder classes subclass tensorflow_datasets' (the optional tfds extra): imported only to build
+    ("s1jax.data.tfds.prepare", "s1jax.data.tfds.builders"),
 }
 
 

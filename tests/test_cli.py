@@ -46,6 +46,9 @@ HELP = {
     "curate": (["diversity.num_select", "pool.source"], "configs/curate/sample.py"),
     "demo": (["train.steps", "eval.budgets"], "configs/demo.py"),
     "compile": (["target", "aot.mfu", "train.lr", "mesh.tensor"], "configs/aot/eval_32b.py"),
+    "compare": (["a", "b", "b_budget", "bootstrap_samples", "match"], "configs/compare.py"),
+    "data": (["data_dir", "datasets", "sources.s1k", "overwrite"], "configs/data/prepare.py"),
+    "parity": (["thresholds.float32.max_kl", "budget_forcing_prompts", "model.path"], "configs/parity.py"),
 }
 
 

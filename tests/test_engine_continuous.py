@@ -39,7 +39,7 @@ def model():
 @pytest.fixture(scope="module")
 def two_slot_run(model, tok):
     """Six questions with mixed budgets through two row slots: four refills happen mid-run."""
-    return generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False)
+    return generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False, min_slots=1)
 
 
 def test_refilled_rows_match_reference(model, tok, two_slot_run):
@@ -52,14 +52,19 @@ def test_refilled_rows_match_reference(model, tok, two_slot_run):
             ref["thinking_tokens"], ref["num_ignored"], ref["hit_max_budget"])
     assert stats.kept_tokens == sum(len(r.token_ids) for r in results)
     assert 0 < stats.useful_share <= 1
+    # the tail ran in one slot once no question was waiting: fewer row-steps than steps x slots
+    assert stats.shrinks == 1 and stats.row_steps < stats.decode_steps * stats.slots
 
 
 def test_slot_count_does_not_change_results(model, tok, two_slot_run):
     four = s1jax.generate(model, tok, QUESTIONS, budget=MIXED, batch_size=4, progress=False)
     static, _ = generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False,
                                     schedule="static")
-    for a, b, c in zip(two_slot_run[0], four, static):
-        assert a.to_dict() == b.to_dict() == c.to_dict()
+    full, stats = generate_with_stats(model, tok, QUESTIONS, budget=MIXED, batch_size=2, progress=False,
+                                      shrink=False)
+    assert stats.shrinks == 0 and stats.row_steps == stats.decode_steps * stats.slots
+    for a, b, c, d in zip(two_slot_run[0], four, static, full):
+        assert a.to_dict() == b.to_dict() == c.to_dict() == d.to_dict()
 
 
 def test_compiled_once_across_refills(model, tok, two_slot_run):
@@ -74,11 +79,20 @@ def test_compiled_once_across_refills(model, tok, two_slot_run):
     assert engine.refill._cache_size() == refill  # one refill program per prompt bucket
 
 
-def test_sweep_on_continuous_batching(model, tok):
-    """Branches run in a row's slot before it is refilled, several per slot, alongside other questions' rows."""
+def test_sweep_on_continuous_batching(model, tok, monkeypatch):
+    """Branches run in a row's slot before it is refilled, several per slot, alongside other questions' rows; with
+    eight slots the batch shrinks to four as rows finish, carrying the sweep's snapshots along."""
+    from s1jax.inference import scheduler
+
     budgets = [0, 6, 28]
     base = s1jax.Budget(num_ignore=1, max_answer_tokens=7)
     sweep = s1jax.generate_budget_sweep(model, tok, QUESTIONS, budgets, budget=base, batch_size=2, progress=False)
+    stats: list[scheduler.RunStats] = []
+    run = scheduler.run
+    monkeypatch.setattr(scheduler, "run", lambda *a, **kw: stats.append(run(*a, **kw)) or stats[-1])
+    wide = s1jax.generate_budget_sweep(model, tok, QUESTIONS, budgets, budget=base, batch_size=8, progress=False)
+    assert stats[0].slots == 8 and stats[0].shrinks == 1
+    assert all([w.to_dict() for w in wide[b]] == [s.to_dict() for s in sweep[b]] for b in budgets)
     for b in budgets:
         single = s1jax.generate(model, tok, QUESTIONS, budget=dataclasses.replace(base, max_thinking_tokens=b),
                                 batch_size=2, progress=False)

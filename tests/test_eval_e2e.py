@@ -53,7 +53,7 @@ def model_dir(tmp_path_factory):
 
 def _argv(model_dir, out, **extra):
     args = {"model.path": str(model_dir), "model.dtype": "float32", "limit": LIMIT, "output_dir": str(out),
-            "budgets": str(BUDGETS), "batch_size": BATCH, "progress": "false", "budget.max_answer_tokens": 12}
+            "budgets": str(BUDGETS), "batch_size": BATCH, "call_size": BATCH, "progress": "false", "budget.max_answer_tokens": 12}
     args.update(extra)
     return [f"--config={CONFIG}"] + [f"--config.{k}={v}" for k, v in args.items()]
 

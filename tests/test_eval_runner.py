@@ -66,20 +66,23 @@ def test_budget_sweep_end_to_end_with_resume(items, tmp_path):
     path = str(tmp_path / "results.jsonl")
     killed = FakeSweep(items, fail_after=2)
     with pytest.raises(KeyboardInterrupt):
-        sc.run_budget_sweep(items, killed, BUDGETS, writer=ResultsWriter(path), batch_size=1, progress=False)
+        sc.run_budget_sweep(items, killed, BUDGETS, writer=ResultsWriter(path), batch_size=1,
+                            call_size=1, progress=False)
     assert len(load_records(path)) == 2 * len(BUDGETS)  # two items finished before the kill
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"method": "budget_forcing", "point": "max=5')  # torn line from a kill mid-write
 
     resumed = FakeSweep(items)
-    recs = sc.run_budget_sweep(items, resumed, BUDGETS, writer=ResultsWriter(path), batch_size=1, progress=False)
+    recs = sc.run_budget_sweep(items, resumed, BUDGETS, writer=ResultsWriter(path), batch_size=1,
+                            call_size=1, progress=False)
     assert resumed.calls == 3  # only the 3 unfinished items
     assert set(resumed.generated) == {it.prompt_text for it in items[2:]}
     assert len(recs) == 15 and len(load_records(path)) == 15
     assert len({(r["point"], r["item_id"]) for r in recs}) == 15
 
     again = FakeSweep(items)
-    sc.run_budget_sweep(items, again, BUDGETS, writer=ResultsWriter(path), batch_size=1, progress=False)
+    sc.run_budget_sweep(items, again, BUDGETS, writer=ResultsWriter(path), batch_size=1,
+                            call_size=1, progress=False)
     assert again.calls == 0  # everything done
 
     paths = write_reports(load_records(path), str(tmp_path), title="fake")
@@ -202,8 +205,43 @@ def test_make_generate_fns_replaces_budget_fields(monkeypatch):
     monkeypatch.setitem(vars(s1jax), "generate_budget_sweep", generate_budget_sweep)
     gen, sweep = sc.make_generate_fns("m", "t", Budget(), Sampling())
     assert gen(["q"], max_thinking_tokens=512, num_ignore=2, temperature=1.0, seed=3) == ["r"]
-    assert seen["gen"] == (Budget(512, 2), Sampling(1.0, 3), None)
+    assert seen["gen"] == ([Budget(512, 2)], Sampling(1.0, 3), None)
+    # per-prompt budget fields (run_points merges the num_ignore sweep's points into shared calls)
+    assert gen(["a", "b"], max_thinking_tokens=64, num_ignore=[1, 2]) == ["r", "r"]
+    assert seen["gen"] == ([Budget(64, 1), Budget(64, 2)], Sampling(), None) and gen.per_prompt_budgets
     assert sweep(["a", "b"], [1, 2]) == {1: ["r", "r"], 2: ["r", "r"]} and seen["sweep"] == [1, 2]
+
+
+def test_num_ignore_points_share_generate_calls(items, tmp_path):
+    """A generate_fn that takes per-prompt budgets gets every (num_ignore, item) pair in calls of call_size; the
+    records are those of one call per point, and a resumed run generates only the missing pairs."""
+    calls: list[tuple[list[str], dict]] = []
+
+    def gen(prompts, **kw):
+        calls.append((list(prompts), kw))
+        ignores = kw["num_ignore"] if isinstance(kw["num_ignore"], list) else [kw["num_ignore"]] * len(prompts)
+        return [{"thinking_tokens": 10 * (1 + n), "answer": "\\boxed{0}", "num_ignored": n} for n in ignores]
+
+    gen.per_prompt_budgets = True
+    path = str(tmp_path / "r.jsonl")
+    recs = sc.run_num_ignore_sweep(items, gen, [1, 2, 3], writer=ResultsWriter(path), max_thinking_tokens=64,
+                                   batch_size=2, call_size=6, progress=False)
+    pairs = 3 * len(items)
+    assert [len(p) for p, _ in calls] == [6] * (pairs // 6) + ([pairs % 6] if pairs % 6 else [])
+    assert calls[0][1]["max_thinking_tokens"] == [64] * 6 and calls[0][1]["num_ignore"][:len(items)] == [1] * len(items)
+    assert len(recs) == pairs and {(r["point"], r["item_id"]) for r in recs} == {
+        (f"ignore={n}", it.id) for n in (1, 2, 3) for it in items}
+    assert all(r["num_ignored"] == r["x"] and r["thinking_tokens"] == 10 * (1 + r["x"]) for r in recs)
+    calls.clear()
+    sc.run_num_ignore_sweep(items, gen, [1, 2, 3, 4], writer=ResultsWriter(path), max_thinking_tokens=64,
+                            batch_size=2, call_size=6, progress=False)
+    assert sum(len(p) for p, _ in calls) == len(items) and calls[0][1]["num_ignore"] == [4] * len(items)
+    # without per-prompt support: one call per point and chunk, each with scalar fields
+    calls.clear()
+    plain = lambda prompts, **kw: gen(prompts, **kw)  # noqa: E731
+    sc.run_num_ignore_sweep(items, plain, [5, 6], writer=ResultsWriter(str(tmp_path / "p.jsonl")),
+                            max_thinking_tokens=64, batch_size=2, call_size=6, progress=False)
+    assert [kw["num_ignore"] for _, kw in calls] == [5] * -(-len(items) // 6) + [6] * -(-len(items) // 6)
 
 
 def test_cli_end_to_end_with_fake_engine(monkeypatch, tmp_path, shared_data_dir):
@@ -227,14 +265,15 @@ def test_cli_end_to_end_with_fake_engine(monkeypatch, tmp_path, shared_data_dir)
         seed: int
 
     monkeypatch.setitem(vars(s1jax), "load_model", lambda path, **kw: "model")
-    monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path: "tok")
+    monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path, **kw: "tok")
     monkeypatch.setitem(vars(s1jax), "Budget", Budget)
     monkeypatch.setitem(vars(s1jax), "Sampling", Sampling)
     monkeypatch.setitem(vars(s1jax), "generate_budget_sweep",
                         lambda m, t, qs, budgets, budget, sampling, **kw: fake(qs, budgets))
     out = tmp_path / "run"
     config = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval" / "aime24.py"
-    argv = [f"--config={config}", "--config.model.path=fake", "--config.limit=3",
+    (tmp_path / "fake").mkdir()  # the model path must exist (loading it is faked)
+    argv = [f"--config={config}", f"--config.model.path={tmp_path / 'fake'}", "--config.limit=3",
             f"--config.output_dir={out}", "--config.budgets=[512, 2048]", "--config.progress=false"]
     assert cli.main(argv) == 0
     assert fake.calls == 1

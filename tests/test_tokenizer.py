@@ -78,6 +78,7 @@ def test_qwen_special_ids_by_string(qwen_tok: Tokenizer) -> None:
     assert qwen_tok.vocab_size == 151669
     assert qwen_tok.chat.family == "qwen2"
     assert qwen_tok.chat.system_message == QWEN_SYSTEM_MESSAGE
+    assert qwen_tok.chat.template == ""  # Qwen keeps the built-in rendering (byte-identical to s1's)
 
 
 @pytest.mark.parametrize("sample", SAMPLES)
@@ -205,6 +206,15 @@ def test_gguf_smollm2_matches_transformers(smollm_gguf: pathlib.Path) -> None:
     # ChatML delimiters are single ids inside running text too.
     ids = ours.encode(ours.chat.render_prompt("hi"))
     assert ids.count(ours.token_to_id("<|im_start|>")) == 4
+    # SmolLM2's own chat template (GGUF metadata) renders exactly the ChatML s1jax wrote before it used templates, so
+    # the demo's prompts and training texts are unchanged. One difference: system="" (no system message) gets the
+    # template's default system turn, as apply_chat_template gives it.
+    builtin = chat_format_for("smollm2")
+    assert "SmolLM" in ours.chat.template and ours.chat.im_end == "<|im_end|>"
+    for args in (("What is 1 + 2?",), ("What is 1 + 2?", "Be brief.")):
+        assert ours.chat.render_prompt(*args) == builtin.render_prompt(*args)
+    assert ours.chat.render_training(q, thinking, answer) == builtin.render_training(q, thinking, answer)
+    assert ours.chat.render_prompt("hi", system="") == builtin.render_prompt("hi")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -520,7 +520,7 @@ def test_launch_scripts_requeue_on_the_preemption_code():
     for code in (exit_codes.FINISHED, exit_codes.ERROR, exit_codes.CONFIG_ERROR, exit_codes.NON_FINITE_LOSS,
                  exit_codes.STORAGE_FAILURE, exit_codes.PREEMPTED, exit_codes.INTERRUPTED):
         assert f"\n| {code} |" in readme, code
-    assert len(set(exit_codes.NAMES)) == 7
+    assert len(set(exit_codes.NAMES)) == 8
 
 
 # ------------------------------------------------------------------------------------------------ checksums

@@ -224,6 +224,7 @@ def test_gguf_tokenizer_saved_and_restored(tmp_path):
     assert restored.decode(original.encode(text)) == text
     assert restored.chat.family == original.chat.family == "smollm2"
     assert restored.chat.system_message == original.chat.system_message
+    assert restored.chat == original.chat  # SmolLM2's chat template and its variables round-trip
     assert (restored.eos_token_ids, restored.pad_token_id, restored.bos_token_id) == (
         original.eos_token_ids, original.pad_token_id, original.bos_token_id)
 

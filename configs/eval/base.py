@@ -1,5 +1,6 @@
-"""Every field of ``s1jax eval`` with its default; ``:BENCHMARK`` (aime24 | math500 | gpqa) picks the benchmark,
-its local data file and its budget sweep. ``configs/eval/{aime24,math500,gpqa}.py`` are this file with their name.
+"""Every field of ``s1jax eval`` with its default; ``:BENCHMARK`` (aime24 | aime24_nofigures | math500 | gpqa) picks
+the benchmark, its local data file and its budget sweep. ``configs/eval/{aime24,aime24_nofigures,math500,gpqa}.py``
+are this file with their name.
 
     s1jax eval --config=configs/eval/base.py:math500 --config.model.path=PATH [--config.limit=5]
 
@@ -22,6 +23,7 @@ EVAL_DATA = os.path.join(_REPO_ROOT, "data", "eval")  # shipped AIME24 / MATH500
 # benchmark -> (local data file looked up in data/eval, the budget sweep)
 BENCHMARKS = {
     "aime24": ("aime24.jsonl", (512, 1024, 2048, 4096, 8192)),
+    "aime24_nofigures": ("aime24_nofigures.jsonl", (512, 1024, 2048, 4096, 8192)),  # the AIME24 text s1 reports on
     "math500": ("math500.jsonl", (512, 1024, 2048, 4096)),
     "gpqa": ("gpqa_diamond.jsonl", (512, 1024, 2048, 4096, 8192)),
 }
@@ -38,12 +40,19 @@ def get_config(benchmark: str = "aime24") -> ml_collections.ConfigDict:
     cfg.system = ""  # "" = the chat format's default system message
     cfg.benchmark = benchmark
     local = os.path.join(EVAL_DATA, data_file) if data_file else ""
-    cfg.data_path = local if local and os.path.isfile(local) else ""  # "" = load from the hub
+    cfg.data_path = local if local and os.path.isfile(local) else ""  # "" = the shipped copy, else the hub
+    cfg.data_revision = ""  # hub dataset revision (a commit sha pins it) when loading from the hub
+    cfg.tfds_dir = ""  # data dir of a tfds: data_path (tfds:aime24/1.0.0), as built by `s1jax data prepare`
     cfg.limit = 0  # number of items; 0 = all
     cfg.gpqa_ask_letter = False  # s1's GPQA prompt has no instruction; True appends one
     cfg.seed = 0
-    cfg.output_dir = os.path.join("runs", "eval", benchmark)
-    cfg.batch_size = 8  # questions per generate call (device rows) and per JSONL checkpoint
+    # "" = runs/eval/<benchmark>/<model name>-<run fingerprint>: one directory per model and settings
+    cfg.output_dir = ""
+    cfg.overwrite = False  # True: a different run in output_dir is deleted instead of refusing to mix the two
+    cfg.lmeval_outputs = True  # also write lm-eval's results_<date>.json and samples_<task>_<date>.jsonl
+    cfg.bootstrap_samples = 2000  # resamples for the Scaling CI (0 = no CI)
+    cfg.batch_size = 8  # device row slots decoded together (continuous batching refills a finished row's slot)
+    cfg.call_size = 0  # questions per generate call and per JSONL append (the unit of resume); 0 = 4 x batch_size
     cfg.max_cache_len = 0  # KV-cache slots per row; 0 = sized from the largest budget + max_answer_tokens
     cfg.grade_timeout_s = 5.0
     cfg.save_token_ids = False

@@ -20,7 +20,8 @@ def get_config() -> ml_collections.ConfigDict:
     cfg.mesh = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
     cfg.data = ml_collections.ConfigDict(
         dict(
-            source="simplescaling/s1K",  # hub name, or a local .parquet/.jsonl/.json file or directory
+            source="simplescaling/s1K",  # hub name, a local .parquet/.jsonl/.json file or directory, or tfds:s1k/1.0.0
+            tfds_dir="",  # data dir of tfds: sources (local or gs://), as built by `s1jax data prepare`
             trace="",  # "" (deepseek if present, else s1K's gemini traces), "gemini", "deepseek"
             split="train",
             block_size=32768,  # s1: 32768; s1.1: 20000

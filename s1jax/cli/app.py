@@ -28,6 +28,7 @@ from absl import flags, logging
 
 from s1jax import exit_codes
 from s1jax.config import CONFIGS_DIR, REPO_ROOT, ConfigError, flatten_config, load_config_file, parse_config_args
+from s1jax.tokenizer.chat_format import ChatFormatError  # no chat format for a template-less tokenizer: a usage error
 
 __all__ = ["Command", "parse", "run", "entry", "help_text", "is_main_process", "say", "output_dir", "ConfigError"]
 
@@ -240,7 +241,8 @@ def output_dir(path: str) -> Iterator[str]:
 
 
 def _usage_error(e: BaseException) -> bool:
-    return isinstance(e, (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError))
+    return isinstance(e, (ConfigError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                          ChatFormatError))
 
 
 def run(main: Callable[[list[str]], int | None], argv: Sequence[str] | None, name: str) -> int:

@@ -11,9 +11,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from s1jax.config import ConfigError
+from s1jax.model.io import looks_like_hub_id
 from s1jax.model.config import ModelConfig
 from s1jax.model.io import read_config
 from s1jax.model.presets import PRESETS, preset_config
+from s1jax.tokenizer.chat_format import CHAT_FORMAT_CHOICES
 
 __all__ = [
     "DTYPES",
@@ -23,7 +25,9 @@ __all__ = [
     "check_choice",
     "check_dtype",
     "check_path",
+    "check_checkpoint",
     "check_model_source",
+    "check_chat_format",
     "model_config_of",
     "check_context",
 ]
@@ -78,15 +82,35 @@ def check_path(path: str, field: str, what: str = "file or directory") -> str:
     return path
 
 
+def check_checkpoint(path: str, field: str, what: str = "checkpoint (HF dir, .gguf or s1jax checkpoint)") -> str:
+    """An existing local path, or a hub id (``org/name[@revision]``, downloaded when the command loads it)."""
+    if os.path.exists(os.path.expanduser(path)) or looks_like_hub_id(path):
+        return path
+    raise ConfigError(f"--config.{field}: {what} {path!r} does not exist, and is not a hub id (org/name or "
+                      "org/name@revision)")
+
+
 def check_model_source(group: Any, field: str = "model") -> None:
-    """``path`` must exist when set; otherwise ``preset`` must name a known architecture."""
+    """``path`` must exist (or be a hub id) when set; otherwise ``preset`` must name a known architecture."""
     if group.path:
-        check_path(group.path, f"{field}.path", "checkpoint (HF dir, .gguf or s1jax checkpoint)")
+        check_checkpoint(group.path, f"{field}.path")
     elif group.get("preset") not in PRESETS:
         raise ConfigError(f"set --config.{field}.path to a checkpoint, or --config.{field}.preset to one of "
                           f"{sorted(PRESETS)} for random weights (got preset={group.get('preset')!r})")
     if group.get("tokenizer"):
-        check_path(group.tokenizer, f"{field}.tokenizer", "tokenizer")
+        check_checkpoint(group.tokenizer, f"{field}.tokenizer", "tokenizer")
+    check_chat_format(group.get("chat_format"), f"{field}.chat_format")
+
+
+def check_chat_format(value: Any, field: str = "model.chat_format") -> str:
+    """"" (auto), one of CHAT_FORMAT_CHOICES, or an existing .jinja template file."""
+    value = str(value or "")
+    if not value or value in CHAT_FORMAT_CHOICES:
+        return value
+    if value.endswith(".jinja"):
+        return check_path(value, field, "chat template file")
+    raise ConfigError(f"--config.{field} must be '' (auto), one of {list(CHAT_FORMAT_CHOICES)} or a .jinja file, "
+                      f"got {value!r}")
 
 
 def model_config_of(group: Any, field: str = "model") -> ModelConfig:

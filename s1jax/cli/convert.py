@@ -15,7 +15,8 @@ import ml_collections
 
 from s1jax import exit_codes
 from s1jax.cli import app
-from s1jax.cli.checks import DTYPES, check_number, check_path
+from s1jax.cli.checks import DTYPES, check_checkpoint, check_number
+from s1jax.model.io import resolve_checkpoint
 from s1jax.config import ConfigError, format_config
 from s1jax.jsonfile import read_json
 from s1jax.model.api import load_model
@@ -61,9 +62,9 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
 def check_inputs(cfg: ml_collections.ConfigDict) -> str:
     """The files: input present and readable as a checkpoint, output free; returns the input's format. Raises
     ConfigError naming the field (before any weight is read)."""
-    check_path(cfg.input, "input", "checkpoint (HF dir, .gguf file or s1jax checkpoint)")
+    check_checkpoint(cfg.input, "input", "checkpoint (HF dir, .gguf file or s1jax checkpoint)")
     if cfg.tokenizer and cfg.tokenizer != "none":
-        check_path(cfg.tokenizer, "tokenizer", "tokenizer")
+        check_checkpoint(cfg.tokenizer, "tokenizer", "tokenizer")
     out = os.path.abspath(cfg.output)
     if os.path.exists(out) and not os.path.isdir(out):
         raise ConfigError(f"--config.output {cfg.output!r} exists and is not a directory")
@@ -71,6 +72,7 @@ def check_inputs(cfg: ml_collections.ConfigDict) -> str:
         raise ConfigError(f"--config.output {cfg.output!r} is not empty; pick another directory or set "
                           "--config.overwrite=true to replace it")
     try:
+        cfg.input = resolve_checkpoint(cfg.input)  # a hub id -> its downloaded snapshot
         return detect_format(cfg.input)
     except (OSError, ValueError) as e:
         raise ConfigError(f"--config.input: {e}") from e

@@ -96,7 +96,7 @@ def validate(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
         if not questions:
             raise ConfigError(f"questions_file {cfg.questions_file!r} holds no questions; add some or use --config.prompt")
     try:
-        tok = s1jax.load_tokenizer(tok_path)
+        tok = s1jax.load_tokenizer(tok_path, chat_format=str(cfg.model.get("chat_format") or ""))
     except (OSError, ValueError) as e:
         raise ConfigError(f"model.tokenizer: cannot load a tokenizer from {tok_path!r}: {e}") from e
     if model_config.vocab_size < tok.vocab_size:

@@ -24,6 +24,9 @@ COMMANDS = {
     "curate": "s1K curation: quality -> difficulty -> diversity",
     "demo": "the whole s1 pipeline on SmolLM2-135M on a CPU",
     "compile": "ahead-of-time compile for a TPU/GPU target from a CPU host: does it fit?",
+    "compare": "two eval runs (s1jax dirs or lm-eval samples files) item by item",
+    "data": "`data prepare`: s1K and the eval sets as TFDS array_record datasets",
+    "parity": "numerical parity with transformers: logits, KL, top-1, budget forcing",
 }
 
 

@@ -24,6 +24,7 @@ from s1jax.cli import app
 from s1jax.cli.checks import check_choice, check_dtype, check_int, check_model_source, check_number
 from s1jax.config import ConfigError, format_config
 from s1jax.data.files import ROW_FILE_SUFFIXES
+from s1jax.data.sources import check_source, source_kind
 from s1jax.train import distributed
 from s1jax.train.errors import NonFiniteLossError, StorageError
 from s1jax.train.sft import train
@@ -57,7 +58,12 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     looks_local = source.startswith((".", "/", "~")) or source.lower().endswith(ROW_FILE_SUFFIXES)
     if not source or (looks_local and not os.path.exists(os.path.expanduser(source))):
         raise ConfigError(f"--config.data.source: {source!r} does not exist (a local .parquet/.jsonl/.json file or "
-                          "directory, or a hub dataset name such as simplescaling/s1K)")
+                          "directory, a hub dataset name such as simplescaling/s1K, or tfds:s1k/1.0.0)")
+    if source_kind(source) == "tfds":  # data dir, version and schema of the built dataset (small JSON files only)
+        try:
+            check_source(source, split=d.split, tfds_dir=d.get("tfds_dir", ""), field="data.source")
+        except (FileNotFoundError, ValueError) as e:
+            raise ConfigError(str(e).replace("the tfds_dir field", "--config.data.tfds_dir")) from None
     check_choice(d.trace, "data.trace", ("", "gemini", "deepseek"))
     check_choice(d.overlong, "data.overlong", ("truncate", "drop"))
     for field in ("block_size", "seq_len_multiple"):

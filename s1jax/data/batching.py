@@ -92,7 +92,9 @@ class SFTBatcher:
             )
         if self.seq_len_multiple <= 0:
             raise ValueError(f"seq_len_multiple must be positive, got {self.seq_len_multiple}")
-        lengths = [len(e) for e in self.examples]
+        # Examples read on demand (s1jax.data.records.RecordExamples) know their lengths without being read.
+        known = getattr(self.examples, "lengths", None)
+        lengths = [int(n) for n in known] if known is not None else [len(e) for e in self.examples]
         if self.block_size is None:
             self.block_size = max(lengths)
         longest = max(lengths)
@@ -163,6 +165,9 @@ class SFTBatcher:
         t = self.seq_len_at(step)
         b = self.local_batch_size
         mine = rows[self.process_index * b : (self.process_index + 1) * b]  # short in a last partial batch
+        needed = [j for row in mine for j in row]
+        take = getattr(self.examples, "take", None)  # one batched read of this process's examples, if supported
+        fetched = dict(zip(needed, take(needed) if take else [self.examples[j] for j in needed]))
         input_ids = np.full((b, t), self.pad_id, dtype=np.int32)  # [b, T]
         loss_mask = np.zeros((b, t), dtype=np.float32)  # [b, T]
         segment_ids = np.zeros((b, t), dtype=np.int32)  # [b, T]
@@ -170,7 +175,7 @@ class SFTBatcher:
         for r, row in enumerate(mine):
             offset = 0
             for seg, j in enumerate(row, start=1):
-                ex = self.examples[j]
+                ex = fetched[j]
                 n = len(ex)
                 input_ids[r, offset : offset + n] = ex.input_ids
                 loss_mask[r, offset : offset + n] = ex.loss_mask

@@ -15,10 +15,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from s1jax.data.files import ROW_FILE_SUFFIXES, read_row_source
+from s1jax.data.sources import read_raw_rows
 from s1jax.tokenizer import Tokenizer
 
-__all__ = ["Example", "TokenizeStats", "load_s1k_rows", "render_rows", "tokenize_examples"]
+__all__ = ["Example", "TokenizeStats", "load_s1k_rows", "normalize_s1k_rows", "render_rows", "tokenize_examples",
+           "fit_example", "no_examples_error"]
 
 
 # Column pairs (thinking, attempt) per trace source. s1K's original columns hold the Gemini traces.
@@ -31,19 +32,6 @@ _TRACE_COLUMNS: dict[str, list[tuple[str, str]]] = {
 # ----------------------------------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------------------------------
-
-
-def _read_source(source: str | pathlib.Path, split: str) -> tuple[list[dict[str, Any]], str]:
-    path = pathlib.Path(source).expanduser()
-    if path.is_dir() or path.is_file():
-        return read_row_source(path, split), str(path)
-    if str(source).startswith((".", "/", "~")) or path.suffix.lower() in ROW_FILE_SUFFIXES:
-        raise FileNotFoundError(f"data source not found: {path}")
-    # A hub dataset name (simplescaling/s1K, simplescaling/s1K-1.1, ...).
-    import datasets
-
-    ds = datasets.load_dataset(str(source), split=split)
-    return ds.to_list(), str(source)
 
 
 def _join_thinking(value: Any, where: str) -> str:
@@ -83,15 +71,25 @@ def load_s1k_rows(
     *,
     trace: Literal["gemini", "deepseek"] | None = None,
     split: str = "train",
+    tfds_dir: str = "",
 ) -> list[dict[str, str]]:
     """Load s1K-style data and normalise it to ``{"question", "thinking", "attempt"}`` rows.
 
-    ``source``: a hub dataset name (loaded with ``datasets.load_dataset``), or a local ``.parquet``/``.jsonl``/``.json``
-    file or directory of them. ``trace`` picks s1K-1.1's Gemini or DeepSeek columns; ``None`` takes DeepSeek where
-    present (the s1.1 recipe), else s1K's ``thinking_trajectories``. Data with a ``text`` column and no ``question``
+    ``source``: a hub dataset name (loaded with ``datasets.load_dataset``), a local ``.parquet``/``.jsonl``/``.json``
+    file or directory of them, or ``tfds:NAME/VERSION`` built under ``tfds_dir`` (:mod:`s1jax.data.sources`).
+    ``trace`` picks s1K-1.1's Gemini or DeepSeek columns; ``None`` takes DeepSeek where present (the s1.1 recipe),
+    else s1K's ``thinking_trajectories``. Data with a ``text`` column and no ``question``
     (s1K_tokenized style, already rendered) comes back as ``{"text"}`` rows.
     """
-    raw, name = _read_source(source, split)
+    raw, name = read_raw_rows(source, split, tfds_dir=tfds_dir)
+    return normalize_s1k_rows(raw, name, trace=trace)
+
+
+def normalize_s1k_rows(
+    raw: Sequence[Mapping[str, Any]], name: str, *, trace: Literal["gemini", "deepseek"] | None = None
+) -> list[dict[str, str]]:
+    """Raw s1K / s1K-1.1 / s1K_tokenized rows (columns as on the hub) -> ``{question, thinking, attempt}`` or
+    ``{text}`` rows; see :func:`load_s1k_rows`. ``name`` names the source in errors."""
     if not raw:
         raise ValueError(f"{name}: dataset is empty (0 rows)")
     columns = set(raw[0].keys())
@@ -191,6 +189,56 @@ def render_rows(
     return pairs
 
 
+def fit_example(
+    prompt: Sequence[int], completion: Sequence[int], *, block_size: int, overlong: str, stats: TokenizeStats
+) -> Example | None:
+    """One tokenized (prompt, completion) pair -> the example trained on (truncated to ``block_size``), or None
+    when it is dropped; counts what happened in ``stats``. The one place the overlong rules live."""
+    p, c = list(prompt), list(completion)
+    length = len(p) + len(c)
+    stats.max_untruncated_length = max(stats.max_untruncated_length, length)
+    if length > block_size:
+        if overlong == "drop":
+            stats.dropped_overlong += 1
+            return None
+        if len(p) >= block_size:
+            stats.dropped_no_loss += 1
+            return None
+        c = c[: block_size - len(p)]
+        stats.truncated += 1
+    if not c:
+        stats.dropped_no_loss += 1
+        return None
+    ids = np.asarray(p + c, dtype=np.int32)  # [L]
+    mask = np.zeros(ids.shape, dtype=np.bool_)  # [L]
+    mask[len(p) :] = True
+    stats.kept += 1
+    stats.tokens += int(ids.shape[0])
+    stats.loss_tokens += len(c)
+    stats.max_length = max(stats.max_length, int(ids.shape[0]))
+    return Example(input_ids=ids, loss_mask=mask)
+
+
+def no_examples_error(stats: TokenizeStats, *, block_size: int, overlong: str, min_prompt: int) -> ValueError:
+    """The error when tokenization kept nothing: block_size is too small for these prompts."""
+    if overlong == "drop" and stats.dropped_overlong:
+        return ValueError(
+            f"all {stats.total} examples are longer than block_size={block_size} and overlong='drop' dropped "
+            f"them (shortest prompt: {min_prompt} tokens, longest example: {stats.max_untruncated_length})"
+        )
+    return ValueError(
+        f"block_size={block_size} is smaller than the prompts: no example has a completion token left "
+        f"(shortest prompt: {min_prompt} tokens)"
+    )
+
+
+def check_tokenize_args(block_size: int, overlong: str) -> None:
+    if block_size < 2:
+        raise ValueError(f"block_size must be >= 2, got {block_size}")
+    if overlong not in ("truncate", "drop"):
+        raise ValueError(f"overlong must be 'truncate' or 'drop', got {overlong!r}")
+
+
 def tokenize_examples(
     rows: Iterable[Mapping[str, Any]],
     tokenizer: Tokenizer,
@@ -210,10 +258,7 @@ def tokenize_examples(
     ``"drop"`` discards longer examples. An example whose prompt alone fills the block has no targets and is
     dropped either way; if nothing is left a ValueError says block_size is too small.
     """
-    if block_size < 2:
-        raise ValueError(f"block_size must be >= 2, got {block_size}")
-    if overlong not in ("truncate", "drop"):
-        raise ValueError(f"overlong must be 'truncate' or 'drop', got {overlong!r}")
+    check_tokenize_args(block_size, overlong)
     rows = list(rows)
     if not rows:
         raise ValueError("no rows to tokenize (empty dataset)")
@@ -225,37 +270,9 @@ def tokenize_examples(
     examples: list[Example] = []
     min_prompt = min(len(p) for p in prompt_ids)
     for p, c in zip(prompt_ids, completion_ids):
-        length = len(p) + len(c)
-        stats.max_untruncated_length = max(stats.max_untruncated_length, length)
-        if length > block_size:
-            if overlong == "drop":
-                stats.dropped_overlong += 1
-                continue
-            if len(p) >= block_size:
-                stats.dropped_no_loss += 1
-                continue
-            c = c[: block_size - len(p)]
-            stats.truncated += 1
-        if not c:
-            stats.dropped_no_loss += 1
-            continue
-        ids = np.asarray(p + c, dtype=np.int32)  # [L]
-        mask = np.zeros(ids.shape, dtype=np.bool_)  # [L]
-        mask[len(p) :] = True
-        examples.append(Example(input_ids=ids, loss_mask=mask))
-        stats.kept += 1
-        stats.tokens += int(ids.shape[0])
-        stats.loss_tokens += len(c)
-        stats.max_length = max(stats.max_length, int(ids.shape[0]))
-
+        example = fit_example(p, c, block_size=block_size, overlong=overlong, stats=stats)
+        if example is not None:
+            examples.append(example)
     if not examples:
-        if overlong == "drop" and stats.dropped_overlong:
-            raise ValueError(
-                f"all {stats.total} examples are longer than block_size={block_size} and overlong='drop' dropped "
-                f"them (shortest prompt: {min_prompt} tokens, longest example: {stats.max_untruncated_length})"
-            )
-        raise ValueError(
-            f"block_size={block_size} is smaller than the prompts: no example has a completion token left "
-            f"(shortest prompt: {min_prompt} tokens)"
-        )
+        raise no_examples_error(stats, block_size=block_size, overlong=overlong, min_prompt=min_prompt)
     return examples, stats

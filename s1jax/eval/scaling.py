@@ -34,7 +34,7 @@ from s1jax.eval.report import MAJORITY, ResultsWriter
 
 __all__ = ["SweepPoint", "run_budget_sweep", "run_points", "run_num_ignore_sweep", "conditional_points",
            "run_rejection_sampling", "run_majority_vote", "make_generate_fns", "TOKEN_PROMPT", "STEP_PROMPT",
-           "CLASS_PROMPTS"]
+           "CLASS_PROMPTS", "majority_point"]
 
 GenerateSweepFn = Callable[[list[str], list[int]], dict[int, list[Any]]]
 GenerateFn = Callable[..., list[Any]]
@@ -85,9 +85,11 @@ def _record(item: EvalItem, method: str, point: str, x: Any, budget: int | None,
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
+    """A bar drawn by process 0 only (every host runs the same loop)."""
+    import jax
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, disable=not enabled or jax.process_index() != 0, dynamic_ncols=True)
 
 
 def _check_len(out: Sequence[Any], n: int, what: str) -> None:
@@ -95,15 +97,36 @@ def _check_len(out: Sequence[Any], n: int, what: str) -> None:
         raise ValueError(f"{what} returned {len(out)} results for {n} prompts")
 
 
+CALLS_PER_BATCH = 4  # default questions per generate call, in row slots: refills keep the slots busy between checkpoints
+BUDGET_FIELDS = frozenset({"max_thinking_tokens", "num_ignore"})  # generate_fn fields that may differ per prompt
+
+
+def _call_size(batch_size: int, call_size: int | None) -> int:
+    """Questions per generate call (and per JSONL append): ``call_size``, else ``CALLS_PER_BATCH`` x the row slots.
+    More questions than slots let continuous batching refill a finished row's slot instead of idling it until the
+    call's longest question ends; the call is also the unit of resume (a killed run redoes at most one call)."""
+    size = int(call_size) if call_size else CALLS_PER_BATCH * int(batch_size)
+    if size < 1:
+        raise ValueError(f"call_size must be >= 1, got {size}")
+    return size
+
+
+def _mergeable(a: SweepPoint, b: SweepPoint, generate_fn: Any) -> bool:
+    """Points that may share generate calls: same prompt suffix, overrides only of per-prompt budget fields, and a
+    generate_fn that takes per-prompt lists of them (``make_generate_fns``' does)."""
+    return (bool(getattr(generate_fn, "per_prompt_budgets", False)) and a.prompt_suffix == b.prompt_suffix
+            and set(a.gen_kwargs) == set(b.gen_kwargs) and set(a.gen_kwargs) <= BUDGET_FIELDS)
+
+
 def run_budget_sweep(
     items: Sequence[EvalItem], generate_sweep_fn: GenerateSweepFn, budgets: Sequence[int], *,
     writer: ResultsWriter, method: str = "budget_forcing", batch_size: int = 8, prompt_suffix: str = "",
-    grade_timeout_s: float = 5.0, progress: bool = True, save_token_ids: bool = False,
+    grade_timeout_s: float = 5.0, progress: bool = True, save_token_ids: bool = False, call_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Budget forcing at every budget: one thinking pass per batch, one answer branched per budget.
+    """Budget forcing at every budget: one thinking pass per question, one answer branched per budget.
 
-    Records are written per batch; items with all budgets already recorded are skipped (resume).
-    Returns this method's records (old and new).
+    Records are written per generate call (``call_size`` questions, see ``_call_size``); items with all budgets
+    already recorded are skipped (resume). Returns this method's records (old and new).
     """
     budgets = sorted({int(b) for b in budgets})
     if not budgets:
@@ -112,8 +135,9 @@ def run_budget_sweep(
     todo = [it for it in items if not all(writer.done(method, labels[b], it.id) for b in budgets)]
     bar = _progress(len(items), method, progress)
     bar.update(len(items) - len(todo))
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
+    size = _call_size(batch_size, call_size)
+    for start in range(0, len(todo), size):
+        batch = todo[start:start + size]
         prompts = [it.prompt_text + prompt_suffix for it in batch]
         out = generate_sweep_fn(prompts, budgets)
         missing = [b for b in budgets if b not in out]
@@ -134,21 +158,37 @@ def run_budget_sweep(
 def run_points(
     items: Sequence[EvalItem], generate_fn: GenerateFn, points: Sequence[SweepPoint], *, writer: ResultsWriter,
     method: str, batch_size: int = 8, grade_timeout_s: float = 5.0, progress: bool = True,
-    save_token_ids: bool = False,
+    save_token_ids: bool = False, call_size: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Generic sweep: for each point, generate every pending item with the point's suffix and overrides."""
+    """Generic sweep: for each point, generate every pending item with the point's suffix and overrides.
+
+    Consecutive points that differ only in budget fields (the num_ignore sweep: same prompt, other ``num_ignore``)
+    share generate calls, each prompt with its own budget: one continuous-batching run over every (point, item)
+    pair instead of one run per point, each ending with a tail of idle slots."""
+    groups: list[list[SweepPoint]] = []
     for pt in points:
-        todo = [it for it in items if not writer.done(method, pt.label, it.id)]
-        bar = _progress(len(items), f"{method} {pt.label}", progress)
-        bar.update(len(items) - len(todo))
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
-            prompts = [it.prompt_text + pt.prompt_suffix for it in batch]
-            out = generate_fn(prompts, **pt.gen_kwargs)
-            _check_len(out, len(batch), "generate_fn")
+        if groups and _mergeable(groups[-1][0], pt, generate_fn):
+            groups[-1].append(pt)
+        else:
+            groups.append([pt])
+    size = _call_size(batch_size, call_size)
+    for group in groups:
+        todo = [(pt, it) for pt in group for it in items if not writer.done(method, pt.label, it.id)]
+        total = len(group) * len(items)
+        desc = f"{method} {group[0].label}" + (f" .. {group[-1].label}" if len(group) > 1 else "")
+        bar = _progress(total, desc, progress)
+        bar.update(total - len(todo))
+        for start in range(0, len(todo), size):
+            chunk = todo[start:start + size]
+            prompts = [it.prompt_text + pt.prompt_suffix for pt, it in chunk]
+            if len(group) == 1:
+                out = generate_fn(prompts, **group[0].gen_kwargs)
+            else:  # per-prompt budgets
+                out = generate_fn(prompts, **{k: [pt.gen_kwargs[k] for pt, _ in chunk] for k in group[0].gen_kwargs})
+            _check_len(out, len(chunk), "generate_fn")
             writer.append([_record(it, method, pt.label, pt.x, pt.budget, 0, p, r, grade_timeout_s, save_token_ids)
-                           for it, p, r in zip(batch, prompts, out)])
-            bar.update(len(batch))
+                           for (pt, it), p, r in zip(chunk, prompts, out)])
+            bar.update(len(chunk))
         bar.close()
     return [r for r in writer.records if r["method"] == method]
 
@@ -191,7 +231,7 @@ def run_rejection_sampling(
     items: Sequence[EvalItem], generate_fn: GenerateFn, budgets: Sequence[int], *, writer: ResultsWriter,
     uncapped_tokens: int, max_tries: int = 64, temperature: float = 1.0, seed: int = 0,
     method: str = "rejection_sampling", batch_size: int = 8, grade_timeout_s: float = 5.0, progress: bool = True,
-    save_token_ids: bool = False,
+    save_token_ids: bool = False, call_size: int | None = None,
 ) -> list[dict[str, Any]]:
     """Sample at ``temperature`` until the thinking fits each budget (at most ``max_tries`` per item).
 
@@ -202,8 +242,9 @@ def run_rejection_sampling(
         todo = [it for it in items if not writer.done(method, label, it.id)]
         bar = _progress(len(items), f"{method} {label}", progress)
         bar.update(len(items) - len(todo))
-        for start in range(0, len(todo), batch_size):
-            pending = list(todo[start:start + batch_size])
+        size = _call_size(batch_size, call_size)
+        for start in range(0, len(todo), size):
+            pending = list(todo[start:start + size])
             last: dict[str, tuple[Any, int]] = {}
             for t in range(max_tries):
                 if not pending:
@@ -227,23 +268,31 @@ def run_rejection_sampling(
     return [r for r in writer.records if r["method"] == method]
 
 
+def majority_point(max_thinking_tokens: int) -> str:
+    """Point label of majority-vote samples: the thinking cap is in it, so samples drawn under another cap are
+    never voted together (a rerun with more budgets raises the cap)."""
+    return f"sample@max={int(max_thinking_tokens)}"
+
+
 def run_majority_vote(
     items: Sequence[EvalItem], generate_fn: GenerateFn, num_samples: int, *, writer: ResultsWriter,
     max_thinking_tokens: int, temperature: float = 1.0, seed: int = 0, batch_size: int = 8,
-    grade_timeout_s: float = 5.0, progress: bool = True, save_token_ids: bool = False,
+    grade_timeout_s: float = 5.0, progress: bool = True, save_token_ids: bool = False, call_size: int | None = None,
 ) -> list[dict[str, Any]]:
     """``num_samples`` independent samples per item (seed + s); maj@k is computed from them in the summary."""
     for s in range(num_samples):
-        todo = [it for it in items if not writer.done(MAJORITY, "sample", it.id, s)]
+        todo = [it for it in items if not writer.done(MAJORITY, majority_point(max_thinking_tokens), it.id, s)]
         bar = _progress(len(items), f"{MAJORITY} sample {s}", progress)
         bar.update(len(items) - len(todo))
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start:start + batch_size]
+        size = _call_size(batch_size, call_size)
+        for start in range(0, len(todo), size):
+            batch = todo[start:start + size]
             prompts = [it.prompt_text for it in batch]
             out = generate_fn(prompts, max_thinking_tokens=max_thinking_tokens, num_ignore=0,
                               temperature=temperature, seed=seed + s)
             _check_len(out, len(batch), "generate_fn")
-            writer.append([_record(it, MAJORITY, "sample", s, None, s, p, r, grade_timeout_s, save_token_ids)
+            writer.append([_record(it, MAJORITY, majority_point(max_thinking_tokens), s, None, s, p, r, grade_timeout_s,
+                                   save_token_ids)
                            for it, p, r in zip(batch, prompts, out)])
             bar.update(len(batch))
         bar.close()
@@ -273,11 +322,19 @@ def make_generate_fns(model: Any, tok: Any, budget: Any, sampling: Any, system: 
     extra: dict[str, Any] = {k: v for k, v in (("system", system), ("batch_size", batch_size),
                                                ("max_cache_len", max_cache_len)) if v is not None}
 
-    def generate_fn(prompts: list[str], *, max_thinking_tokens: int | None = None, num_ignore: int | None = None,
-                    temperature: float | None = None, seed: int | None = None) -> list[Any]:
-        b = _replace(budget, max_thinking_tokens=max_thinking_tokens, num_ignore=num_ignore)
+    def generate_fn(prompts: list[str], *, max_thinking_tokens: int | Sequence[int] | None = None,
+                    num_ignore: int | Sequence[int] | None = None, temperature: float | None = None,
+                    seed: int | None = None) -> list[Any]:
+        """The budget fields may be one value or one per prompt (``run_points`` merges points that way)."""
+        def each(value: Any) -> list[Any]:
+            return list(value) if isinstance(value, (list, tuple)) else [value] * len(prompts)
+
+        b = [_replace(budget, max_thinking_tokens=m, num_ignore=n)
+             for m, n in zip(each(max_thinking_tokens), each(num_ignore))]
         s = _replace(sampling, temperature=temperature, seed=seed)
         return s1jax.generate(model, tok, list(prompts), budget=b, sampling=s, **extra)
+
+    generate_fn.per_prompt_budgets = True  # type: ignore[attr-defined]
 
     def generate_sweep_fn(prompts: list[str], budgets: list[int]) -> dict[int, list[Any]]:
         return s1jax.generate_budget_sweep(model, tok, list(prompts), budgets=list(budgets), budget=budget,

@@ -64,6 +64,8 @@ class Recorder(Protocol):
 
     def reset(self, extra: Any, mask: jax.Array) -> Any: ...
 
+    def gather(self, extra: Any, slot_ids: jax.Array) -> Any: ...
+
 
 def apply_effects(cache: KVCache, out: jax.Array, fx: bf.Effects) -> tuple[KVCache, jax.Array]:
     """Record decided tokens in the output buffer and invalidate the cache slots of dropped tokens."""
@@ -106,6 +108,7 @@ class Engine:
             self.refill = jax.jit(self._refill, donate_argnums=donate)
             self.decode = jax.jit(self._decode, donate_argnums=donate)
             self.branch = jax.jit(self._branch, donate_argnums=donate)
+            self.gather = jax.jit(self._gather, donate_argnums=donate)
             return
         # Sharded (``s1jax.inference.mesh``): parameters in their inference shardings, the KV cache's rows over
         # data x fsdp and its KV heads over tensor, the rest of the state and every host input replicated. The
@@ -121,10 +124,11 @@ class Engine:
         self.init_state = lambda rows, extra, *, slots, max_len: init(rows, extra, slots, max_len)
         self.refill = jax.jit(self._refill, in_shardings=(params, st) + (rep,) * 5, out_shardings=st,
                               donate_argnums=donate)
-        self.decode = jax.jit(self._decode, in_shardings=(params, st) + (rep,) * 3, out_shardings=st,
+        self.decode = jax.jit(self._decode, in_shardings=(params, st) + (rep,) * 4, out_shardings=st,
                               donate_argnums=donate)
         self.branch = jax.jit(self._branch, in_shardings=(params, st) + (rep,) * 5, out_shardings=st,
                               donate_argnums=donate)
+        self.gather = jax.jit(self._gather, in_shardings=(params, st, rep), out_shardings=st, donate_argnums=donate)
 
     # -- pieces ----------------------------------------------------------------------------------------------------
     def _module(self, params) -> Decoder:
@@ -196,14 +200,16 @@ class Engine:
         full_logits = jnp.zeros((b, logits.shape[-1]), logits.dtype).at[slot_ids].set(logits, mode="drop")
         return self._step_decide(state, full_logits, nl_table, refilled)
 
-    def _decode(self, params, state: DecodeState, nl_table, max_steps, stop_on_finish) -> DecodeState:
-        """Decode steps until no row is live, ``steps == max_steps``, or (``stop_on_finish``) a row finished."""
+    def _decode(self, params, state: DecodeState, nl_table, max_steps, stop_on_finish, min_live) -> DecodeState:
+        """Decode steps until no row is live, ``steps == max_steps``, (``stop_on_finish``) a row finished, or at most
+        ``min_live`` rows are live (the host then shrinks the batch; 0: never)."""
         module = self._module(params)
         max_len = state.cache.max_len
 
         def cond(carry):
             s, finished = carry
-            return jnp.any(s.rows.phase != bf.DONE) & (s.steps < max_steps) & ~(stop_on_finish & finished)
+            live = jnp.sum(s.rows.phase != bf.DONE)
+            return (live > jnp.maximum(min_live, 0)) & (s.steps < max_steps) & ~(stop_on_finish & finished)
 
         def body(carry):
             s, finished = carry
@@ -222,6 +228,21 @@ class Engine:
 
         state, _ = jax.lax.while_loop(cond, body, (state, jnp.zeros((), bool)))
         return state
+
+    def _gather(self, params, state: DecodeState, slot_ids) -> DecodeState:
+        """The state of row slots ``slot_ids`` [B'] only (B' < B): the scheduler shrinks the batch to the rows still
+        live once no question is waiting, so a decode step stops computing finished rows (on a compute-bound
+        device, most of a sweep's tail). One program per (B, B') pair; ``params`` is unused (one signature)."""
+        del params
+        take = lambda x: jnp.take(x, slot_ids, axis=0)  # noqa: E731
+        cache = state.cache
+        cache = cache.replace(k=jnp.take(cache.k, slot_ids, axis=1), v=jnp.take(cache.v, slot_ids, axis=1),
+                              valid=take(cache.valid), index=take(cache.index))
+        extra = state.extra
+        if self.recorder is not None and extra is not None:
+            extra = self.recorder.gather(extra, slot_ids)
+        return DecodeState(cache=cache, rows=jax.tree_util.tree_map(take, state.rows), out=take(state.out),
+                           steps=state.steps, extra=extra)
 
     def _branch(self, params, state: DecodeState, slot, level, index0, out_row, valid_row) -> DecodeState:
         """Start the budget-sweep branch ``level`` in row ``slot``: the snapshot's row state over the cache prefix

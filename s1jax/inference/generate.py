@@ -51,11 +51,14 @@ def generate(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Se
 def generate_with_stats(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Sequence[Budget] = Budget(),
                         sampling: Sampling = Sampling(), system: str | None = None, max_cache_len: int | None = None,
                         batch_size: int | None = None, progress: bool = True, stream: bool | int | None = None,
-                        schedule: str = "continuous", mesh: Mesh | None = None,
+                        schedule: str = "continuous", shrink: bool = True, min_slots: int | None = None,
+                        mesh: Mesh | None = None,
                         ) -> tuple[list[GenerationResult], scheduler.RunStats]:
     """``generate`` plus what the engine computed (decode steps, row-steps, kept tokens, wall time).
 
-    ``schedule="static"`` refills slots only when all are free (a static batch; for benchmarks)."""
+    ``schedule="static"`` refills slots only when all are free (a static batch; for benchmarks); ``shrink=False``
+    keeps every slot in the batch to the end, ``min_slots`` is the fewest it shrinks to (default
+    ``scheduler.shrink_floor()``; ``scheduler.run``)."""
     questions = rq.check_questions(questions)
     budgets = rq.check_budgets(budget, len(questions))
     if not isinstance(sampling, Sampling):
@@ -78,7 +81,8 @@ def generate_with_stats(model: Any, tok: Any, questions: Sequence[str], budget: 
         results[fin.question] = to_result(tok, texts[fin.question], budgets[fin.question], fin.out, fin.stats)
 
     stats = scheduler.run(model, engine, rq.nl_table(tok, model.config.vocab_size), work, sampling.seed, on_finish,
-                          progress=progress, stream=stream_q, tok=tok, schedule=schedule)
+                          progress=progress, stream=stream_q, tok=tok, schedule=schedule, shrink=shrink,
+                          min_slots=min_slots)
     return results, stats  # type: ignore[return-value]
 
 

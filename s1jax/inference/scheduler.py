@@ -29,12 +29,12 @@ import jax
 import numpy as np
 
 from s1jax.inference import budget as bf
-from s1jax.inference.engine import DecodeState, Engine
+from s1jax.inference.engine import DecodeState, Engine, bucket, round_up
 from s1jax.inference.requests import Workload
 from s1jax.inference.results import HOST_FIELDS
 from s1jax.inference.sampling import row_keys
 
-__all__ = ["Finished", "RunStats", "run", "STREAM_CHUNK", "PROGRESS_CHUNK", "SCHEDULES"]
+__all__ = ["Finished", "RunStats", "run", "STREAM_CHUNK", "PROGRESS_CHUNK", "SCHEDULES", "shrink_floor"]
 
 STREAM_CHUNK = 16  # decode steps per jitted call while streaming
 PROGRESS_CHUNK = 48  # decode steps per jitted call while a progress bar is shown (one host sync per call)
@@ -63,27 +63,36 @@ OnFinish = Callable[[Finished], "tuple[int, int, np.ndarray, np.ndarray] | None"
 
 @dataclasses.dataclass
 class RunStats:
-    """What the engine computed: decode steps x slots row-steps, of which ``kept_tokens`` were kept."""
+    """What the engine computed: ``row_steps`` (decode steps x the slots each step computed) and the
+    ``kept_tokens`` of the questions' runs, whose first tokens (one per refilled row) came from the prefill;
+    ``slots`` is the starting number of row slots, ``shrinks`` how often the batch shrank."""
 
     decode_steps: int = 0
     slots: int = 0
     kept_tokens: int = 0
     refills: int = 0
+    shrinks: int = 0
+    row_steps: int = 0
     wall_s: float = 0.0
 
     @property
-    def row_steps(self) -> int:
-        return self.decode_steps * self.slots
-
-    @property
     def useful_share(self) -> float:
-        return self.kept_tokens / max(self.row_steps, 1)
+        """Share of the row-steps that decoded a kept token."""
+        return (self.kept_tokens - self.refills) / max(self.row_steps, 1)
 
 
 def _tqdm(**kwargs: Any):
     from tqdm.auto import tqdm
 
     return tqdm(**kwargs)
+
+
+def shrink_floor(backend: str | None = None) -> int:
+    """Fewest row slots the batch shrinks to. A CPU decode step is compute-bound down to a few rows, so halving
+    the batch halves the step (floor 4: below it the weights' memory traffic dominates and another decode
+    program is not worth compiling). A GPU/TPU step below ~64 rows is bound by reading the weights and the KV
+    cache, so smaller batches would only add programs: floor 64."""
+    return 4 if (backend or jax.default_backend()) == "cpu" else 64
 
 
 def empty_rows(spec: bf.ForcingSpec, slots: int) -> bf.RowState:
@@ -119,20 +128,34 @@ def _to_host(tree: Any) -> Any:
 
 def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on_finish: OnFinish, *,
         extra: Any = None, follow_ups: bool = False, progress: bool = False, desc: str = "generate",
-        stream: int | None = None, tok: Any = None, schedule: str = "continuous") -> RunStats:
+        stream: int | None = None, tok: Any = None, schedule: str = "continuous", shrink: bool = True,
+        min_slots: int | None = None) -> RunStats:
     """Run every question of ``work`` through ``engine``; finished rows go to ``on_finish`` (see module doc).
 
     ``follow_ups``: ``on_finish`` may start branches, so the loop stops at every finished row, not only while
-    questions are waiting. ``stream``: a question index whose text is printed as it is decoded."""
+    questions are waiting. ``stream``: a question index whose text is printed as it is decoded. ``shrink``: once
+    no question is waiting and at most half the slots are busy, gather the busy rows into a batch half the size
+    (a power of two >= ``min_slots``; a sharded batch keeps a multiple of its data axis) so that decode steps stop
+    computing finished rows; the tokens do not change (rows are independent), each size compiles its own decode.
+    ``min_slots`` defaults to :func:`shrink_floor`."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     b, p, n = work.slots, work.prompt_len, len(work.ids)
+    min_slots = shrink_floor() if min_slots is None else max(int(min_slots), 1)
+    # a sharded batch keeps a multiple of its row axes (data x fsdp) when it shrinks
+    row_multiple = 1 if engine.mesh is None else int(engine.mesh.shape["data"] * engine.mesh.shape["fsdp"])
     params = model.params
     # With a mesh, host inputs go in as NumPy: the programs place them (replicated) on every host's devices.
     as_input = _to_host if engine.mesh is not None else (lambda tree: tree)
     nl = as_input(nl)
     state: DecodeState = engine.init_state(as_input(empty_rows(engine.spec, b)), as_input(extra), slots=b,
                                            max_len=work.max_len)
+    # Unsharded: commit the fresh state to the parameters' device. jit keys its cache on committedness, and every
+    # later call gets the (committed) outputs of the previous one, so an uncommitted first state compiles each
+    # program twice. (With a mesh the state is born sharded by a jitted program.)
+    where = jax.tree_util.tree_leaves(params)[0].sharding
+    if engine.mesh is None and isinstance(where, jax.sharding.SingleDeviceSharding):
+        state = jax.device_put(state, where)
     pending = collections.deque(range(n))
     task: list[tuple[int, int] | None] = [None] * b  # slot -> (question, level)
     run_stats = RunStats(slots=b)
@@ -160,6 +183,21 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
         run_stats.refills += 1
         return engine.refill(params, state, slot_ids, prompts, lengths, rows, nl)
 
+    def shrink_slots(state: DecodeState) -> DecodeState:
+        """Gather the busy slots (and enough idle ones to fill the bucket) into a smaller batch."""
+        nonlocal b, task
+        busy = [i for i in range(b) if task[i] is not None]
+        target = round_up(bucket(len(busy), min_slots), row_multiple)
+        if not busy or target >= b:
+            return state
+        idle = [i for i in range(b) if task[i] is None]
+        slot_ids = busy + idle[: target - len(busy)]
+        state = engine.gather(params, state, np.asarray(slot_ids, np.int32))
+        task = [task[i] for i in slot_ids]
+        b = target
+        run_stats.shrinks += 1
+        return state
+
     def fill(state: DecodeState) -> DecodeState:
         """Every free slot gets the next pending question, one row per call: one refill program per prompt bucket,
         whatever the number of free slots (compile time over a batched first prefill)."""
@@ -174,13 +212,18 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
         state = fill(state)
         steps = 0
         while any(t is not None for t in task):
+            if shrink and schedule == "continuous" and not pending:
+                state = shrink_slots(state)
             stop = schedule == "continuous" and (bool(pending) or follow_ups)
             target = min(steps + chunk, int(UNBOUNDED))
-            state = engine.decode(params, state, nl, np.int32(target), np.bool_(stop))
+            # with nothing waiting, come back when half the rows are done, to shrink the batch
+            min_live = b // 2 if shrink and schedule == "continuous" and not pending and b > min_slots else 0
+            state = engine.decode(params, state, nl, np.int32(target), np.bool_(stop), np.int32(min_live))
             phase, new_steps, out_len = jax.device_get((state.rows.phase, state.steps, state.rows.stats.out_len))
             done = [i for i in range(b) if task[i] is not None and int(phase[i]) == bf.DONE]
             if new_steps == steps and not done:
                 raise RuntimeError("the decode loop made no progress (engine bug): please report it")
+            run_stats.row_steps += (int(new_steps) - steps) * b
             steps = int(new_steps)
             if done:
                 host = jax.device_get({

@@ -91,6 +91,12 @@ class SweepRecorder:
     def reset(self, snaps: Snapshots, mask: jax.Array) -> Snapshots:
         return snaps.replace(taken=snaps.taken & ~mask[None])
 
+    def gather(self, snaps: Snapshots, slot_ids: jax.Array) -> Snapshots:
+        """The snapshots of row slots ``slot_ids`` (every per-row leaf has the row axis second: [k, B, ...])."""
+        take = lambda x: jnp.take(x, slot_ids, axis=1)  # noqa: E731
+        return Snapshots(budgets=snaps.budgets, taken=take(snaps.taken), rows=jax.tree_util.tree_map(take, snaps.rows),
+                         out_win=take(snaps.out_win), index=take(snaps.index))
+
 
 @functools.lru_cache(maxsize=16)
 def make_recorder(spec: bf.ForcingSpec) -> SweepRecorder:

@@ -22,7 +22,8 @@ from s1jax.model.params import as_dtype, build_decoder, init_params
 from s1jax.model.presets import preset_config
 from s1jax.sharding import DEFAULT_RULES
 
-__all__ = ["Model", "load_model", "load_model_from_group", "save_model", "forward", "positions_from_mask"]
+__all__ = ["Model", "load_model", "load_model_from_group", "save_model", "forward", "positions_from_mask",
+           "keep_first_layers"]
 
 
 @dataclasses.dataclass
@@ -50,6 +51,21 @@ class Model:
             mesh=self.mesh,
             rules=self.rules,
         )
+
+
+def keep_first_layers(model: Model, num_layers: int) -> Model:
+    """The model with only its first ``num_layers`` decoder blocks (embeddings, final norm and head kept).
+
+    A smoke run of a whole pipeline on real weights at a fraction of the compute (the demo's test preset): the
+    blocks are stacked on a leading layer axis (``nn.scan``), so this is a slice, and compile time is unchanged."""
+    total = model.config.num_layers
+    if not 0 < num_layers <= total:
+        raise ValueError(f"num_layers must be in 1..{total} (the model has {total} layers), got {num_layers}")
+    if num_layers == total:
+        return model
+    params = dict(model.params)
+    params["layers"] = jax.tree_util.tree_map(lambda x: x[:num_layers], params["layers"])  # [layers, ...]
+    return dataclasses.replace(model, config=dataclasses.replace(model.config, num_layers=num_layers), params=params)
 
 
 def load_model(

@@ -69,10 +69,13 @@ def model_group(
     param_dtype: str = "",
     seed: int = 0,
     attention_impl: str = "",
+    chat_format: str = "",
 ) -> ml_collections.ConfigDict:
     """The ``model`` group of a CLI config. Empty ``path`` -> random init of ``preset``; empty ``tokenizer`` ->
-    the tokenizer found with the weights (HF dir or GGUF)."""
+    the tokenizer found with the weights (HF dir or GGUF). ``path``/``tokenizer`` may be hub ids
+    (``org/name[@revision]``). ``chat_format``: "" (auto: Qwen -> s1's ChatML, other families -> their own chat
+    template), "template", "chatml", "qwen2", "smollm2" or a .jinja file (s1jax.tokenizer.chat_format)."""
     return ml_collections.ConfigDict(
         dict(path=path, preset=preset, tokenizer=tokenizer, dtype=dtype, param_dtype=param_dtype, seed=seed,
-             attention_impl=attention_impl)
+             attention_impl=attention_impl, chat_format=chat_format)
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 from s1jax.tokenizer.base import Tokenizer
 from s1jax.tokenizer.chat_format import ChatFormat, resolve_chat_format
-from s1jax.tokenizer.hf import HFBackend
+from s1jax.tokenizer.hf import HFBackend, has_chatml
 
 __all__ = ["load_gguf_tokenizer"]
 
@@ -66,7 +66,7 @@ def _spm_merges(tokens: Sequence[str], scores: Sequence[float], usable: set[str]
     return [(m[3], m[4]) for m in merges]
 
 
-def load_gguf_tokenizer(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
+def load_gguf_tokenizer(path: pathlib.Path, chat: ChatFormat | None, chat_format: str = "") -> Tokenizer:
     from tokenizers import AddedToken, Regex, decoders, models, normalizers, pre_tokenizers
     from tokenizers import Tokenizer as HFTokenizer
 
@@ -141,15 +141,23 @@ def load_gguf_tokenizer(path: pathlib.Path, chat: ChatFormat | None) -> Tokenize
         return int(v) if v is not None else None
 
     eos_id = tid("eos_token_id")
+    specials = {f"{name}_token": tokens[i] for name in ("bos", "eos", "padding", "unknown")
+                if (i := tid(f"{name}_token_id")) is not None and 0 <= i < len(tokens)}
+    specials = {{"padding_token": "pad_token", "unknown_token": "unk_token"}.get(k, k): v for k, v in specials.items()}
+    backend = HFBackend(tok)
     chat = resolve_chat_format(
         chat,
         chat_template=meta.get("tokenizer.chat_template"),
+        setting=chat_format,
+        special_tokens=specials,
+        has_chatml=has_chatml(backend),
+        source=str(path),
         model_type=meta.get("general.architecture"),
         gguf_pre=pre,
         vocab_size=len(tokens),
     )
     return Tokenizer(
-        HFBackend(tok),
+        backend,
         chat=chat,
         eos_tokens=[eos_id] if eos_id is not None else [],
         pad_token=tid("padding_token_id"),

@@ -11,7 +11,7 @@ from s1jax.jsonfile import read_json as load_json_file
 from s1jax.tokenizer.base import Tokenizer
 from s1jax.tokenizer.chat_format import ChatFormat, resolve_chat_format
 
-__all__ = ["HFBackend", "load_hf_tokenizer", "read_json"]
+__all__ = ["HFBackend", "load_hf_tokenizer", "read_json", "has_chatml"]
 
 
 class HFBackend:
@@ -41,6 +41,10 @@ class HFBackend:
         return (max(vocab.values()) + 1) if vocab else 0
 
 
+def has_chatml(backend: Any) -> bool:
+    return backend.token_to_id("<|im_start|>") is not None and backend.token_to_id("<|im_end|>") is not None
+
+
 def read_json(path: pathlib.Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
@@ -63,7 +67,20 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def load_hf_tokenizer(tokenizer_json: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
+def _chat_template(directory: pathlib.Path, tcfg: dict[str, Any]) -> str | None:
+    """The default chat template of a HF tokenizer directory: ``chat_template.jinja`` (transformers >= 4.43 saves it
+    there), else tokenizer_config.json's ``chat_template`` (a string, or a list of named templates)."""
+    jinja = directory / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(encoding="utf-8")
+    value = tcfg.get("chat_template")
+    if isinstance(value, list):  # [{"name": "default", "template": ...}, {"name": "tool_use", ...}]
+        named = {t.get("name"): t.get("template") for t in value if isinstance(t, dict)}
+        value = named.get("default")
+    return value if isinstance(value, str) else None
+
+
+def load_hf_tokenizer(tokenizer_json: pathlib.Path, chat: ChatFormat | None, chat_format: str = "") -> Tokenizer:
     from tokenizers import Tokenizer as HFTokenizer
 
     tok = HFTokenizer.from_file(str(tokenizer_json))
@@ -89,7 +106,11 @@ def load_hf_tokenizer(tokenizer_json: pathlib.Path, chat: ChatFormat | None) -> 
         bos = int(mcfg["bos_token_id"])
     if not eos:
         eos = [t for t in ("<|endoftext|>", "</s>", "<|end_of_text|>") if tok.token_to_id(t) is not None][:1]
+    specials = {name: _token_str(tcfg.get(name)) or _token_str(smap.get(name))
+                for name in ("bos_token", "eos_token", "pad_token", "unk_token")}
     chat = resolve_chat_format(
-        chat, chat_template=tcfg.get("chat_template"), model_type=mcfg.get("model_type"), vocab_size=backend.size()
+        chat, chat_template=_chat_template(directory, tcfg), setting=chat_format,
+        special_tokens={k: v for k, v in specials.items() if v}, has_chatml=has_chatml(backend),
+        source=str(directory), model_type=mcfg.get("model_type"), vocab_size=backend.size(),
     )
     return Tokenizer(backend, chat=chat, eos_tokens=eos, pad_token=pad, bos_token=bos, source=str(tokenizer_json))

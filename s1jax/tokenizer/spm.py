@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from s1jax.tokenizer.base import Tokenizer
-from s1jax.tokenizer.chat_format import ChatFormat, chat_format_for
+from s1jax.tokenizer.chat_format import ChatFormat, resolve_chat_format
 
 __all__ = ["SPMBackend", "load_spm_tokenizer"]
 
@@ -87,15 +87,18 @@ class SPMBackend:
         return int(self.sp.get_piece_size())
 
 
-def load_spm_tokenizer(path: pathlib.Path, chat: ChatFormat | None) -> Tokenizer:
+def load_spm_tokenizer(path: pathlib.Path, chat: ChatFormat | None, chat_format: str = "") -> Tokenizer:
     backend = SPMBackend(path)
+    chatml = backend.token_to_id("<|im_start|>") is not None and backend.token_to_id("<|im_end|>") is not None
     sp = backend.sp
     eos = [sp.eos_id()] if sp.eos_id() >= 0 else []
     pad = sp.pad_id() if sp.pad_id() >= 0 else None
     bos = sp.bos_id() if sp.bos_id() >= 0 else None
     return Tokenizer(
         backend,
-        chat=chat or chat_format_for("llama"),
+        # a bare .model has no template: ChatML (the llama family's, SmolLM2-style) only if the vocabulary has it
+        chat=resolve_chat_format(chat, setting=chat_format, has_chatml=chatml, source=str(path), model_type="llama",
+                                 vocab_size=backend.size()),
         eos_tokens=eos,
         pad_token=pad,
         bos_token=bos,

@@ -29,7 +29,7 @@ GROUPS = ("model", "data", "train")
 # memory/speed knobs (rematerialisation, loss chunking, attention kernel, batch padding) that keep the math.
 FREE = frozenset({
     "model.path", "model.tokenizer", "model.attention_impl",
-    "data.source", "data.seq_len_multiple", "data.pad_to_block",
+    "data.source", "data.tfds_dir", "data.seq_len_multiple", "data.pad_to_block",
     "train.output_dir", "train.local_dir", "train.stop_at_step", "train.remat", "train.loss_chunk",
     "train.nan_policy", "train.nan_skip_max_consecutive", "train.nan_skip_max_total",
     "train.log_every", "train.save_every", "train.keep_checkpoints", "train.async_checkpoint",

@@ -22,10 +22,14 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh
 
 from s1jax.data.batching import SFTBatcher
+from s1jax.data.records import record_examples
 from s1jax.data.s1k import load_s1k_rows, tokenize_examples
+from s1jax.data.sources import source_kind
+from s1jax.data.tfds.reader import open_data_source
 from s1jax.model.api import Model, load_model_from_group, save_model
 from s1jax.model.config import ModelConfig
 from s1jax.model.params import build_decoder, param_shapes, param_shardings
@@ -40,7 +44,8 @@ from s1jax.train.optimizer import make_optimizer
 from s1jax.train.signals import StopSignals
 from s1jax.train.step import batch_shardings, make_train_step, state_shardings
 
-__all__ = ["TrainResult", "NonFiniteLossError", "StorageError", "train", "build_batcher", "plan", "global_batch"]
+__all__ = ["TrainResult", "NonFiniteLossError", "StorageError", "train", "build_batcher", "build_examples", "data_digest",
+           "plan", "global_batch"]
 
 
 @dataclasses.dataclass
@@ -55,15 +60,39 @@ class TrainResult:
     hf_dir: str | None = None
 
 
-def build_batcher(cfg: Any, tokenizer: Any, *, process_index: int = 0, process_count: int = 1):
-    """Rows -> tokenized examples -> SFTBatcher, from the ``data`` and ``train`` groups."""
+def _allgather(x: np.ndarray) -> np.ndarray:
+    """[...] on each process -> [processes, ...] on every process."""
+    return np.asarray(multihost_utils.process_allgather(x))
+
+
+def build_examples(cfg: Any, tokenizer: Any, *, process_index: int = 0, process_count: int = 1):
+    """``(examples, TokenizeStats)`` from the ``data`` group. A ``tfds:NAME/VERSION`` source is read through
+    ``tfds.data_source`` on demand (each process reads the records of its rows; s1jax.data.records); the other
+    sources are read and tokenized whole."""
     d = cfg.data
+    if source_kind(d.source) == "tfds":
+        source, built = open_data_source(d.source, d.get("tfds_dir", ""), d.split)
+        return record_examples(
+            source, tokenizer, name=str(built.spec), block_size=int(d.block_size), overlong=d.overlong,
+            trace=d.trace or None, system=d.get("system"), max_examples=int(d.max_examples or 0),
+            process_index=process_index, process_count=process_count,
+            allgather=_allgather if process_count > 1 else None,
+        )
     rows = load_s1k_rows(d.source, trace=d.trace or None, split=d.split)
     if d.max_examples and d.max_examples > 0:
         rows = rows[: d.max_examples]
-    examples, stats = tokenize_examples(
-        rows, tokenizer, block_size=int(d.block_size), overlong=d.overlong, system=d.get("system")
-    )
+    return tokenize_examples(rows, tokenizer, block_size=int(d.block_size), overlong=d.overlong, system=d.get("system"))
+
+
+def data_digest(examples: Any) -> str:
+    """The ``data.sha256`` of the run fingerprint: examples read on demand carry theirs (s1jax.data.records)."""
+    return getattr(examples, "sha256", None) or examples_digest(examples)
+
+
+def build_batcher(cfg: Any, tokenizer: Any, *, process_index: int = 0, process_count: int = 1):
+    """Rows -> tokenized examples -> SFTBatcher, from the ``data`` and ``train`` groups."""
+    d = cfg.data
+    examples, stats = build_examples(cfg, tokenizer, process_index=process_index, process_count=process_count)
     batcher = SFTBatcher(
         examples,
         global_batch_size=int(cfg.train.global_batch_size),
@@ -223,11 +252,11 @@ def train(cfg: Any, *, mesh: Mesh | None = None, log: Callable[[str], None] = pr
     tok_path = cfg.model.tokenizer or cfg.model.path
     if not tok_path:
         raise ValueError("no tokenizer: set model.tokenizer (a random-init preset has no tokenizer of its own)")
-    tokenizer = load_tokenizer(tok_path)
+    tokenizer = load_tokenizer(tok_path, chat_format=str(cfg.model.get("chat_format") or ""))
     batcher, stats = build_batcher(cfg, tokenizer, process_index=jax.process_index(), process_count=jax.process_count())
     geometry = plan(cfg, batcher, mesh)
     total = geometry["total_steps"]
-    fingerprint = run_fingerprint(cfg, data_sha256=examples_digest(batcher.examples), num_examples=len(batcher.examples))
+    fingerprint = run_fingerprint(cfg, data_sha256=data_digest(batcher.examples), num_examples=len(batcher.examples))
     log(f"data: {stats.as_dict()}")
     log(f"mesh: {dict(mesh.shape)} over {mesh.devices.size} devices ({jax.process_count()} processes)")
     log(f"steps: {total} ({geometry['steps_per_epoch']} per epoch x {t.epochs} epochs, global batch "

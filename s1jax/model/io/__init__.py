@@ -4,6 +4,7 @@
 - :mod:`s1jax.model.io.hf`: HF key map, safetensors reader/writer, the shared sharded placement.
 - :mod:`s1jax.model.io.gguf`: GGUF metadata + dequantisation (llama / qwen2).
 - :mod:`s1jax.model.io.native`: ``s1jax_model.json`` + orbax params, and trainer CheckpointManager roots.
+- hub ids (``org/name[@revision]``) resolve to a local snapshot first (:mod:`s1jax.hub`).
 
 Every importer places each tensor directly into its target sharding (``jax.make_array_from_callback``), so a model
 is never materialised whole on one host or device.
@@ -19,17 +20,20 @@ from jax.sharding import Mesh
 from s1jax.model.config import ModelConfig
 from s1jax.model.io.common import DEFAULT_MAX_SHARD_BYTES, detect_format
 from s1jax.model.io.gguf import gguf_config_from_file, load_gguf
+from s1jax.hub import looks_like_hub_id, resolve_checkpoint
 from s1jax.model.io.hf import SafetensorsSource, load_hf, read_hf_config, save_hf
 from s1jax.model.io.native import load_native, read_model_json, save_native
 from s1jax.sharding import DEFAULT_RULES
 
-__all__ = ["load_weights", "save_weights", "read_config", "detect_format"]
+__all__ = ["load_weights", "save_weights", "read_config", "detect_format", "resolve_checkpoint", "looks_like_hub_id"]
 
 
 def read_config(path: str, *, check_files: bool = True) -> ModelConfig:
     """The architecture stored at ``path`` without reading any weight: cheap, so commands check their inputs
     (context length, vocabulary) before loading a model. ``check_files`` also reads the safetensors headers of a HF
-    checkpoint, so a truncated or corrupt file is reported (file, tensor, bytes) before any work starts."""
+    checkpoint, so a truncated or corrupt file is reported (file, tensor, bytes) before any work starts. A hub id
+    (``org/name[@revision]``) is downloaded first (config, weights and tokenizer files)."""
+    path = resolve_checkpoint(path)
     fmt = detect_format(path)
     if fmt == "gguf":
         return gguf_config_from_file(path)
@@ -42,8 +46,9 @@ def read_config(path: str, *, check_files: bool = True) -> ModelConfig:
 
 
 def load_weights(path: str, *, param_dtype: Any, mesh: Mesh | None = None, rules: Any = DEFAULT_RULES) -> tuple[ModelConfig, Any]:
-    """(ModelConfig, params) from ``path``, each parameter placed in its sharding on ``mesh`` (or device 0)."""
-    path = os.fspath(path)
+    """(ModelConfig, params) from ``path`` (or a hub id), each parameter placed in its sharding on ``mesh`` (or
+    device 0)."""
+    path = resolve_checkpoint(os.fspath(path))
     fmt = detect_format(path)
     if fmt == "gguf":
         return load_gguf(path, param_dtype=param_dtype, mesh=mesh, rules=rules)

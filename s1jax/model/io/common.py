@@ -6,6 +6,8 @@ import os
 import shutil
 import jax
 
+from s1jax.hub import resolve_checkpoint
+
 __all__ = [
     "MODEL_JSON",
     "detect_format",
@@ -103,7 +105,9 @@ TOKENIZER_FILES = (
 
 
 def copy_tokenizer_files(tokenizer_path: str, out_dir: str) -> list[str]:
-    """Copy the tokenizer files of a HF directory (or one tokenizer file) into ``out_dir``; returns what was copied."""
+    """Copy the tokenizer files of a HF directory, hub id or one tokenizer file into ``out_dir``; returns what was
+    copied."""
+    tokenizer_path = resolve_checkpoint(tokenizer_path, what="tokenizer path")
     if os.path.isdir(tokenizer_path):
         names = [n for n in TOKENIZER_FILES if os.path.isfile(os.path.join(tokenizer_path, n))]
         if not any(n in names for n in ("tokenizer.json", "tokenizer.model", "vocab.json")):
