@@ -90,6 +90,7 @@ def test_sweep_on_continuous_batching(model, tok, monkeypatch):
     stats: list[scheduler.RunStats] = []
     run = scheduler.run
     monkeypatch.setattr(scheduler, "run", lambda *a, **kw: stats.append(run(*a, **kw)) or stats[-1])
+    monkeypatch.setattr(scheduler, "shrink_floor", lambda backend=None: 4)  # the CPU floor is 16 rows
     wide = s1jax.generate_budget_sweep(model, tok, QUESTIONS, budgets, budget=base, batch_size=8, progress=False)
     assert stats[0].slots == 8 and stats[0].shrinks == 1
     assert all([w.to_dict() for w in wide[b]] == [s.to_dict() for s in sweep[b]] for b in budgets)

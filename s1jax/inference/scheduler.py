@@ -88,11 +88,12 @@ def _tqdm(**kwargs: Any):
 
 
 def shrink_floor(backend: str | None = None) -> int:
-    """Fewest row slots the batch shrinks to. A CPU decode step is compute-bound down to a few rows, so halving
-    the batch halves the step (floor 4: below it the weights' memory traffic dominates and another decode
-    program is not worth compiling). A GPU/TPU step below ~64 rows is bound by reading the weights and the KV
-    cache, so smaller batches would only add programs: floor 64."""
-    return 4 if (backend or jax.default_backend()) == "cpu" else 64
+    """Fewest row slots the batch shrinks to. A decode step costs a fixed part (reading the weights) plus a part per
+    row; halving the batch saves only the per-row part, and each new batch size compiles another decode program.
+    Measured for SmolLM2-135M on 2 CPU cores: 36 ms + ~4.3 ms per row (B=32: 174 ms, B=16: 127 ms, B=8: 86 ms, B=4:
+    67 ms), so below 16 rows a halving saves < 35 ms a step and does not repay its compile within a demo's tail:
+    floor 16. A GPU/TPU step below ~64 rows is bound by reading the weights and the KV cache: floor 64."""
+    return 16 if (backend or jax.default_backend()) == "cpu" else 64
 
 
 def empty_rows(spec: bf.ForcingSpec, slots: int) -> bf.RowState:
@@ -120,6 +121,23 @@ class _Stream:
         if final:
             sys.stdout.write("\n")
         sys.stdout.flush()
+
+
+def _unaliased(tree: Any) -> Any:
+    """``tree`` with a copy of every leaf whose device buffer another leaf already uses (JAX shares one buffer for
+    equal small constants, e.g. the zeros of several counters)."""
+    seen: set[Any] = set()
+
+    def unique(x: Any) -> Any:
+        if not isinstance(x, jax.Array):
+            return x
+        key = tuple(shard.data.unsafe_buffer_pointer() for shard in x.addressable_shards)
+        if key in seen:
+            return x.copy()
+        seen.add(key)
+        return x
+
+    return jax.tree_util.tree_map(unique, tree)
 
 
 def _to_host(tree: Any) -> Any:
@@ -156,6 +174,7 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
     where = jax.tree_util.tree_leaves(params)[0].sharding
     if engine.mesh is None and isinstance(where, jax.sharding.SingleDeviceSharding):
         state = jax.device_put(state, where)
+    state = _unaliased(state)  # the state is donated: one buffer may not stand for two leaves
     pending = collections.deque(range(n))
     task: list[tuple[int, int] | None] = [None] * b  # slot -> (question, level)
     run_stats = RunStats(slots=b)
