@@ -59,6 +59,8 @@ RUNTIME_FIELDS = frozenset({
     "output_dir", "overwrite", "batch_size", "call_size", "max_cache_len", "progress", "save_token_ids", "grade_timeout_s",
     "data_path", "data_revision", "tfds_dir", "model.path", "model.tokenizer", "lmeval_outputs", "bootstrap_samples",
 })
+# Groups of the same kind: how the run is laid out over devices and hosts (a resume may change the mesh).
+RUNTIME_GROUPS = ("mesh.", "distributed.")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
                    "added_tokens.json", "vocab.json", "merges.txt", "chat_template.jinja", "chat_template.json",
                    "s1jax_tokenizer.json", "generation_config.json")
@@ -161,7 +163,7 @@ def build_fingerprint(cfg: Any, items: Sequence[Any]) -> dict[str, Any]:
     of the benchmark, before ``limit``). Reads only small parts of the weight files; loads nothing."""
     flat = _flatten(_config_dict(cfg))
     settings = {k: v for k, v in sorted(flat.items())
-                if k not in EXTENDABLE_FIELDS and k not in RUNTIME_FIELDS}
+                if k not in EXTENDABLE_FIELDS and k not in RUNTIME_FIELDS and not k.startswith(RUNTIME_GROUPS)}
     model_path = str(flat.get("model.path", ""))
     return {
         "format": FORMAT_VERSION,
