@@ -248,6 +248,23 @@ def test_tiny_gguf_matches_hf(tmp_path, family, tied, qnames):
     assert np.abs(np.asarray(s1jax.forward(model, ids, mask))[real] - ref[real]).max() <= 1e-4
 
 
+def test_gguf_parsed_once_per_file_version(tmp_path):
+    """The model and tokenizer loaders share one parse of a file; a rewritten file is parsed again."""
+    import os
+
+    from s1jax.gguf_file import open_gguf
+
+    path = tmp_path / "tiny.gguf"
+    write_tiny_gguf(path, build_hf_model(tiny_hf_config("llama", tied=True)), "llama",
+                    [gguf.GGMLQuantizationType.F32])
+    first = open_gguf(path)
+    assert open_gguf(str(path)) is first and open_gguf(tmp_path / "." / "tiny.gguf") is first
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    again = open_gguf(path)
+    assert again is not first and again.fields.keys() == first.fields.keys()
+
+
 def test_reverse_permute_inverts_llama_cpp():
     w = np.arange(8 * 4 * 3, dtype=np.float32).reshape(8 * 4, 3)
     for n_head in (1, 2, 4):

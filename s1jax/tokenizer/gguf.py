@@ -7,6 +7,7 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
+from s1jax.gguf_file import open_gguf
 from s1jax.tokenizer.base import Tokenizer
 from s1jax.tokenizer.chat_format import ChatFormat, resolve_chat_format
 from s1jax.tokenizer.hf import HFBackend, has_chatml
@@ -37,9 +38,7 @@ _GGUF_DIGIT_PRES = frozenset({"smollm", "starcoder", "refact", "command-r", "cod
 
 
 def _gguf_metadata(path: pathlib.Path) -> dict[str, Any]:
-    from gguf import GGUFReader
-
-    reader = GGUFReader(str(path), "r")
+    reader = open_gguf(path)  # parsed once per file for the tokenizer and the model
     meta: dict[str, Any] = {}
     for key, field in reader.fields.items():
         if key.startswith("tokenizer.") or key.startswith("general."):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from jax.sharding import Mesh
 
+from s1jax.gguf_file import open_gguf
 from s1jax.model.config import ModelConfig
 from s1jax.model.io.hf import assemble_params
 
@@ -167,10 +168,8 @@ def gguf_config(reader: Any, path: str = "<gguf>") -> ModelConfig:
 
 
 def _open(path: str) -> Any:
-    from gguf import GGUFReader
-
     try:
-        return GGUFReader(path, "r")
+        return open_gguf(path)
     except (ValueError, OSError) as e:
         raise ValueError(f"{path!r} is not a readable GGUF file: {e}") from e
 
