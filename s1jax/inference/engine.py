@@ -34,7 +34,7 @@ from s1jax.model.params import build_decoder
 from s1jax.model.kv_cache import KVCache, init_cache
 from s1jax.sharding import INFERENCE_RULES
 
-__all__ = ["DecodeState", "Engine", "Recorder", "bucket", "round_up", "get_engine"]
+__all__ = ["DecodeState", "Engine", "Recorder", "bucket", "round_up", "get_engine", "unaliased"]
 
 
 @struct.dataclass
@@ -65,6 +65,23 @@ class Recorder(Protocol):
     def reset(self, extra: Any, mask: jax.Array) -> Any: ...
 
     def gather(self, extra: Any, slot_ids: jax.Array) -> Any: ...
+
+
+def unaliased(tree: Any) -> Any:
+    """``tree`` with a copy of every leaf whose device buffer another leaf already uses (JAX shares one buffer for
+    equal small constants, e.g. the zeros of several counters)."""
+    seen: set[Any] = set()
+
+    def unique(x: Any) -> Any:
+        if not isinstance(x, jax.Array) or isinstance(x, jax.core.Tracer):  # under tracing: nothing to donate yet
+            return x
+        key = tuple(shard.data.unsafe_buffer_pointer() for shard in x.addressable_shards)
+        if key in seen:
+            return x.copy()
+        seen.add(key)
+        return x
+
+    return jax.tree_util.tree_map(unique, tree)
 
 
 def apply_effects(cache: KVCache, out: jax.Array, fx: bf.Effects) -> tuple[KVCache, jax.Array]:
@@ -106,7 +123,8 @@ class Engine:
         if mesh is None:
             self.state_sharding = None
             # zeros on the default device: nothing to compile
-            self.init_state = lambda rows, extra, *, slots, max_len: self._init_state(rows, extra, slots, max_len)
+            self.init_state = lambda rows, extra, *, slots, max_len: unaliased(
+                self._init_state(rows, extra, slots, max_len))
             self.refill = jax.jit(self._refill, donate_argnums=donate)
             self.decode = jax.jit(self._decode, donate_argnums=donate)
             self.branch = jax.jit(self._branch, donate_argnums=donate)
@@ -123,7 +141,7 @@ class Engine:
         params = param_targets(config, mesh)
         # the zeroed cache is born sharded (one program per slots x cache length), never whole on one device
         init = jax.jit(self._init_state, static_argnums=(2, 3), in_shardings=(rep, rep), out_shardings=st)
-        self.init_state = lambda rows, extra, *, slots, max_len: init(rows, extra, slots, max_len)
+        self.init_state = lambda rows, extra, *, slots, max_len: unaliased(init(rows, extra, slots, max_len))
         self.refill = jax.jit(self._refill, in_shardings=(params, st) + (rep,) * 5, out_shardings=st,
                               donate_argnums=donate)
         self.decode = jax.jit(self._decode, in_shardings=(params, st) + (rep,) * 4, out_shardings=st,

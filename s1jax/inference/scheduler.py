@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from s1jax.inference import budget as bf
-from s1jax.inference.engine import DecodeState, Engine, bucket, round_up
+from s1jax.inference.engine import DecodeState, Engine, bucket, round_up, unaliased
 from s1jax.inference.requests import Workload
 from s1jax.inference.results import HOST_FIELDS
 from s1jax.inference.sampling import row_keys
@@ -123,23 +123,6 @@ class _Stream:
         sys.stdout.flush()
 
 
-def _unaliased(tree: Any) -> Any:
-    """``tree`` with a copy of every leaf whose device buffer another leaf already uses (JAX shares one buffer for
-    equal small constants, e.g. the zeros of several counters)."""
-    seen: set[Any] = set()
-
-    def unique(x: Any) -> Any:
-        if not isinstance(x, jax.Array):
-            return x
-        key = tuple(shard.data.unsafe_buffer_pointer() for shard in x.addressable_shards)
-        if key in seen:
-            return x.copy()
-        seen.add(key)
-        return x
-
-    return jax.tree_util.tree_map(unique, tree)
-
-
 def _to_host(tree: Any) -> Any:
     return jax.tree_util.tree_map(np.asarray, tree)
 
@@ -174,7 +157,7 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
     where = jax.tree_util.tree_leaves(params)[0].sharding
     if engine.mesh is None and isinstance(where, jax.sharding.SingleDeviceSharding):
         state = jax.device_put(state, where)
-    state = _unaliased(state)  # the state is donated: one buffer may not stand for two leaves
+    state = unaliased(state)  # the state is donated: one buffer may not stand for two leaves
     pending = collections.deque(range(n))
     task: list[tuple[int, int] | None] = [None] * b  # slot -> (question, level)
     run_stats = RunStats(slots=b)
