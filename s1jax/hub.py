@@ -22,6 +22,7 @@ from typing import Any
 
 __all__ = [
     "ALLOW_PATTERNS",
+    "TOKENIZER_FILES",
     "HubId",
     "HubError",
     "parse_hub_id",
@@ -30,12 +31,8 @@ __all__ = [
     "download_snapshot",
 ]
 
-# What a checkpoint needs: config, safetensors weights (+ index), tokenizer files, chat template.
-ALLOW_PATTERNS = (
-    "config.json",
-    "generation_config.json",
-    "*.safetensors",
-    "*.safetensors.index.json",
+# A tokenizer's files (its chat template included), as saved beside a checkpoint and downloaded with it.
+TOKENIZER_FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -45,7 +42,10 @@ ALLOW_PATTERNS = (
     "tokenizer.model",
     "chat_template.jinja",
     "chat_template.json",
+    "generation_config.json",
 )
+# What a checkpoint needs: config, safetensors weights (+ index), tokenizer files.
+ALLOW_PATTERNS = ("config.json", "*.safetensors", "*.safetensors.index.json") + TOKENIZER_FILES
 
 # org/name[@revision]: the hub's own rules (letters, digits, '-', '_', '.'; no leading '.' or '-'), one slash.
 _HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95})(?:@(?P<rev>[\w./-]{1,200}))?$")

@@ -29,7 +29,7 @@ import jax
 import numpy as np
 
 from s1jax.inference import budget as bf
-from s1jax.inference.engine import DecodeState, Engine, bucket, round_up, unaliased
+from s1jax.inference.engine import DecodeState, Engine, bucket, round_up
 from s1jax.inference.requests import Workload
 from s1jax.inference.results import HOST_FIELDS
 from s1jax.inference.sampling import row_keys
@@ -157,7 +157,6 @@ def run(model: Any, engine: Engine, nl: jax.Array, work: Workload, seed: int, on
     where = jax.tree_util.tree_leaves(params)[0].sharding
     if engine.mesh is None and isinstance(where, jax.sharding.SingleDeviceSharding):
         state = jax.device_put(state, where)
-    state = unaliased(state)  # the state is donated: one buffer may not stand for two leaves
     pending = collections.deque(range(n))
     task: list[tuple[int, int] | None] = [None] * b  # slot -> (question, level)
     run_stats = RunStats(slots=b)

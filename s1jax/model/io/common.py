@@ -6,7 +6,7 @@ import os
 import shutil
 import jax
 
-from s1jax.hub import resolve_checkpoint
+from s1jax.hub import TOKENIZER_FILES, resolve_checkpoint
 
 __all__ = [
     "MODEL_JSON",
@@ -89,19 +89,6 @@ def _sync(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
-
-
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.json",
-    "merges.txt",
-    "tokenizer.model",
-    "chat_template.jinja",
-    "generation_config.json",
-)
 
 
 def copy_tokenizer_files(tokenizer_path: str, out_dir: str) -> list[str]:
