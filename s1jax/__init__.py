@@ -22,6 +22,7 @@ _EXPORTS = {
     "Budget": "s1jax.inference.budget",
     "Sampling": "s1jax.inference.sampling",
     "generate": "s1jax.inference.generate",
+    "generate_sweep": "s1jax.inference.generate",
     "generate_budget_sweep": "s1jax.inference.generate",
 }
 

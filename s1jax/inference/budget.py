@@ -276,12 +276,12 @@ def _push(x: jax.Array, new: jax.Array, where: jax.Array) -> jax.Array:
     return jnp.where(where[:, None], jnp.concatenate([x[:, 1:], new[:, None]], axis=1), x)
 
 
-def classify(r: RowState, cand: jax.Array, spec: ForcingSpec, force_cap: bool = False) -> Decision:
+def classify(r: RowState, cand: jax.Array, spec: ForcingSpec) -> Decision:
     """Step 1: which situation each row is in, given its freshly drawn candidate ``cand`` [B]."""
     active = r.phase != DONE
     thinking, answering = r.phase == THINKING, r.phase == ANSWER
     pending = r.queue.pending
-    cap = thinking & ((r.stats.out_len >= r.limits.max_think) | force_cap)
+    cap = thinking & (r.stats.out_len >= r.limits.max_think)
     answer_exhausted = answering & ~pending & (r.stats.answer_count >= r.limits.max_answer)
     sampled = active & ~cap & ~pending & ~answer_exhausted
 
@@ -359,16 +359,16 @@ def update_tail(r: RowState, d: Decision, token: jax.Array, slot_next: jax.Array
     return tail, jnp.where(from_end < drop[:, None], r.tail.slot, -1)
 
 
-def decide(r: RowState, cand: jax.Array, slot_next: jax.Array, spec: ForcingSpec, nl_table: jax.Array,
-           force_cap: bool = False) -> tuple[RowState, Effects]:
+def decide(r: RowState, cand: jax.Array, slot_next: jax.Array, spec: ForcingSpec,
+           nl_table: jax.Array) -> tuple[RowState, Effects]:
     """One step of the state machine for every row, given the freshly sampled candidate ``cand`` [B].
 
-    ``slot_next`` ([] or [B]) is the cache slot at which the next token will be fed. ``force_cap`` computes the
-    decision a row would take at its budget (used to branch a budget sweep). Pure: the steps are ``classify`` ->
+    ``slot_next`` ([] or [B]) is the cache slot at which the next token will be fed. A sweep (``sweep.py``) calls it
+    again with each level's limits to find where a level leaves the shared run. Pure: the steps are ``classify`` ->
     ``load_queue`` -> ``next_token`` -> ``advance_phase`` -> ``update_tail``; the returned ``Effects`` say what to
     record in the output buffer and which cache slots to invalidate.
     """
-    d = classify(r, cand, spec, force_cap)
+    d = classify(r, cand, spec)
     queue, loaded = load_queue(r, d, spec, nl_table)
     token, from_queue, queue = next_token(r, d, queue, loaded, cand)
     phase, finish, answer_count = advance_phase(r, d)

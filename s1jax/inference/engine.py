@@ -57,10 +57,11 @@ def round_up(n: int, multiple: int) -> int:
 
 
 class Recorder(Protocol):
-    """A per-decision hook carried in ``DecodeState.extra`` (the budget sweep's snapshots)."""
+    """A per-decision hook carried in ``DecodeState.extra`` (the sweep's snapshots); ``rows`` / ``new_rows``: the
+    row state before / after the run's own decision."""
 
-    def record(self, extra: Any, rows: bf.RowState, out: jax.Array, cand: jax.Array, slot_next: jax.Array,
-               nl_table: jax.Array, mask: jax.Array) -> Any: ...
+    def record(self, extra: Any, rows: bf.RowState, new_rows: bf.RowState, out: jax.Array, cand: jax.Array,
+               slot_next: jax.Array, nl_table: jax.Array, mask: jax.Array) -> Any: ...
 
     def reset(self, extra: Any, mask: jax.Array) -> Any: ...
 
@@ -171,9 +172,9 @@ class Engine:
         """Draw, record (sweep), decide and apply the effects for the rows in ``mask`` [B]; others are unchanged."""
         rows, cache, extra = state.rows, state.cache, state.extra
         cand = self._draw(rows, logits)
-        if self.recorder is not None and extra is not None:
-            extra = self.recorder.record(extra, rows, state.out, cand, cache.index, nl_table, mask)
         new_rows, fx = bf.decide(rows, cand, cache.index, self.spec, nl_table)
+        if self.recorder is not None and extra is not None:
+            extra = self.recorder.record(extra, rows, new_rows, state.out, cand, cache.index, nl_table, mask)
         fx = fx.replace(record=fx.record & mask, invalid_slots=jnp.where(mask[:, None], fx.invalid_slots, -1))
         cache, out = apply_effects(cache, state.out, fx)
         return state.replace(cache=cache, rows=_select_rows(mask, new_rows, rows), out=out, extra=extra)

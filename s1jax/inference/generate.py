@@ -1,4 +1,4 @@
-"""Public generation API: ``generate`` and ``generate_budget_sweep`` (see docs/contracts.md).
+"""Public generation API: ``generate``, ``generate_sweep`` and ``generate_budget_sweep`` (see docs/contracts.md).
 
 Host side only: check and render the request (``requests``), run it through the continuous-batching engine
 (``scheduler`` driving ``engine``), and turn finished rows into ``GenerationResult``s (``results``).
@@ -24,7 +24,8 @@ from s1jax.inference.results import GenerationResult, to_result
 from s1jax.inference.sampling import Sampling
 from s1jax.inference.sweep import run_sweep
 
-__all__ = ["GenerationResult", "generate", "generate_with_stats", "generate_budget_sweep", "Budget", "Sampling"]
+__all__ = ["GenerationResult", "generate", "generate_with_stats", "generate_sweep", "generate_budget_sweep", "Budget",
+           "Sampling"]
 
 
 def generate(model: Any, tok: Any, questions: Sequence[str], budget: Budget | Sequence[Budget] = Budget(),
@@ -86,14 +87,39 @@ def generate_with_stats(model: Any, tok: Any, questions: Sequence[str], budget: 
     return results, stats  # type: ignore[return-value]
 
 
+def generate_sweep(model: Any, tok: Any, questions: Sequence[str], levels: Sequence[tuple[int, int]],
+                   budget: Budget = Budget(), sampling: Sampling = Sampling(), system: str | None = None,
+                   max_cache_len: int | None = None, batch_size: int | None = None, progress: bool = True,
+                   mesh: Mesh | None = None) -> dict[tuple[int, int], list[GenerationResult]]:
+    """Every ``(max_thinking_tokens, num_ignore)`` level for every question, from one shared run per question.
+
+    The run thinks with the largest cap and the most ignored stops of all levels; each other level branches an
+    answer where it would have stopped thinking (its cap, or a stop it accepts and the run ignores;
+    ``s1jax.inference.sweep``). So a budget sweep and the "Wait" extrapolation (``num_ignore`` 0..N at one cap)
+    cost one run at ``num_ignore=N`` plus an answer per level. ``budget`` gives every other field. For greedy
+    decoding ``sweep[(m, n)]`` equals ``generate`` with ``max_thinking_tokens=m, num_ignore=n``. ``mesh``: as in
+    ``generate``.
+    """
+    return run_sweep(model, tok, rq.check_questions(questions), levels, budget, sampling, system, max_cache_len,
+                     batch_size, progress, mesh=mesh)
+
+
 def generate_budget_sweep(model: Any, tok: Any, questions: Sequence[str], budgets: Sequence[int],
                           budget: Budget = Budget(), sampling: Sampling = Sampling(), system: str | None = None,
                           max_cache_len: int | None = None, batch_size: int | None = None, progress: bool = True,
                           mesh: Mesh | None = None) -> dict[int, list[GenerationResult]]:
-    """Think once up to ``max(budgets)`` and branch an answer at every smaller budget (``s1jax.inference.sweep``).
+    """Think once up to ``max(budgets)`` and branch an answer at every smaller budget: ``generate_sweep`` over the
+    levels ``(b, budget.num_ignore)``.
 
     For greedy decoding the result for each budget equals ``generate`` with ``max_thinking_tokens`` set to it.
     ``mesh``: as in ``generate``.
     """
-    return run_sweep(model, tok, rq.check_questions(questions), budgets, budget, sampling, system, max_cache_len,
-                     batch_size, progress, mesh=mesh)
+    caps = [int(b) if isinstance(b, (int, np.integer)) and not isinstance(b, bool) else b for b in budgets]
+    if not caps:
+        raise ValueError("budgets is empty")
+    bad = [b for b in caps if not isinstance(b, int) or b < 0]
+    if bad:
+        raise ValueError(f"budgets must be ints >= 0, got {bad[0]!r}")
+    sweep = generate_sweep(model, tok, questions, [(b, budget.num_ignore) for b in caps], budget, sampling, system,
+                           max_cache_len, batch_size, progress, mesh)
+    return {cap: results for (cap, _), results in sweep.items()}
