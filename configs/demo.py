@@ -69,14 +69,15 @@ def get_config(arg: str = ""):
     cfg.train.remat = "none"  # 135M at 4 x 224 fits in memory: no recompute
     cfg.train.save_every = 0  # 0 = only the final checkpoint
 
-    # Budget forcing (s1jax.generate_budget_sweep): think once up to max(budgets), branch an answer at each budget;
-    # then "Wait" extrapolation (num_ignore) with thinking capped at num_ignore_max_tokens. Greedy decoding, so
-    # num_ignore=0 at a cap that is one of the budgets is that budget's sweep result (reused, not decoded again).
+    # Budget forcing and "Wait" extrapolation in one shared run per question (s1jax.generate_sweep): think once with
+    # the largest cap and max(num_ignore) stops ignored, and branch an answer at each budget (num_ignore 0) and at
+    # each stop a smaller num_ignore accepts (thinking capped at num_ignore_max_tokens). num_ignore=0 at a cap that
+    # is one of the budgets is the same generation as that budget's point.
     cfg.eval = ml_collections.ConfigDict()
     cfg.eval.budgets = (8, 16, 32, 64, 128)
     cfg.eval.num_ignore = (0, 1, 2)
     cfg.eval.num_ignore_max_tokens = 128
-    cfg.eval.num_ignore_models = ("finetuned",)  # add "base" to sweep it too (costs ~2 more generations)
+    cfg.eval.num_ignore_models = ("finetuned",)  # add "base" to sweep it too (its thinking runs longer)
     cfg.eval.max_answer_tokens = 12  # "\nAnswer: \boxed{63}<|im_end|>" is 11 SmolLM2 tokens
     cfg.eval.ignore_str = "Wait"
     cfg.eval.batch_size = 32

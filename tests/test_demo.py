@@ -204,6 +204,9 @@ def test_fast_demo_end_to_end(tmp_path):
     # no XLA alarm reaches the user's terminal (a large constant closed over by a jitted function shows up as these)
     for alarm in ("Constant folding", "slow_operation_alarm", "The operation took"):
         assert alarm not in proc.stderr + text, f"XLA printed {alarm!r}:\n{proc.stderr[-3000:]}"
+    # nor do the libraries' INFO logs (absl format "I1130 13:52:02.021296 ..."; Orbax writes ~100 per checkpoint)
+    logs = [ln for ln in (proc.stderr + text).splitlines() if re.match(r"[IDW]\d{4} \d\d:\d\d:\d\d\.\d+ ", ln)]
+    assert not logs, "library log lines reached the terminal:\n" + "\n".join(logs[:5])
     assert re.search(r"compilation cache .*: \d+ programs compiled, \d+ loaded from the cache", text), text[-2000:]
 
     # the printout: stage timings, the table, the metrics, a verdict and the next steps

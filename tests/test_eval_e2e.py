@@ -1,5 +1,5 @@
 """End-to-end eval of a tiny model through the real CLI path: HF dir on disk -> ``s1jax eval`` main() ->
-s1jax.generate_budget_sweep (the real jitted engine) -> grading -> JSONL + summary.json + results.md + scaling.png,
+s1jax.generate_sweep (the real jitted engine) -> grading -> JSONL + summary.json + results.md + scaling.png,
 killed after the first batch and resumed without regenerating finished items."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class Kill(BaseException):
 
 
 class CountingSweep:
-    """Wraps the real s1jax.generate_budget_sweep: counts calls and prompts, raises after ``kill_after`` calls."""
+    """Wraps the real s1jax.generate_sweep: counts calls and prompts, raises after ``kill_after`` calls."""
 
     def __init__(self, real, kill_after=None):
         self.real, self.kill_after = real, kill_after
@@ -60,7 +60,7 @@ def _argv(model_dir, out, **extra):
 
 def test_cli_eval_tiny_model_end_to_end_with_kill_and_resume(model_dir, tmp_path, monkeypatch, shared_data_dir):
     from s1jax.cli import eval as cli
-    from s1jax.inference.generate import generate_budget_sweep as real_sweep
+    from s1jax.inference.generate import generate_sweep as real_sweep
 
     items = load_benchmark("aime24", str(shared_data_dir / "aime24.jsonl"), limit=LIMIT)
     prompts = [it.prompt_text for it in items]
@@ -70,11 +70,11 @@ def test_cli_eval_tiny_model_end_to_end_with_kill_and_resume(model_dir, tmp_path
 
     # 1. killed after the first batch: its records are on disk, nothing else
     killed = CountingSweep(real_sweep, kill_after=1)
-    monkeypatch.setitem(vars(s1jax), "generate_budget_sweep", killed)
+    monkeypatch.setitem(vars(s1jax), "generate_sweep", killed)
     with pytest.raises(Kill):
         cli.main(argv)
     assert killed.calls == 1 and killed.prompts == prompts[:BATCH]
-    assert killed.kwargs[0]["budgets"] == BUDGETS and killed.kwargs[0]["batch_size"] == BATCH
+    assert killed.kwargs[0]["levels"] == [(b, 0) for b in BUDGETS] and killed.kwargs[0]["batch_size"] == BATCH
     assert "max_cache_len" not in killed.kwargs[0]  # 0 in the config = sized from the budget
     first = results.read_text(encoding="utf-8")
     assert len(load_records(str(results))) == BATCH * len(BUDGETS)
@@ -83,7 +83,7 @@ def test_cli_eval_tiny_model_end_to_end_with_kill_and_resume(model_dir, tmp_path
     # 2. rerun (with an explicit KV-cache size): only the unfinished items are generated; finished records are
     #    left untouched
     resumed = CountingSweep(real_sweep)
-    monkeypatch.setitem(vars(s1jax), "generate_budget_sweep", resumed)
+    monkeypatch.setitem(vars(s1jax), "generate_sweep", resumed)
     assert cli.main(argv + ["--config.max_cache_len=768"]) == 0
     assert resumed.calls == 2 and resumed.prompts == prompts[BATCH:]
     assert all(kw["max_cache_len"] == 768 and kw["batch_size"] == BATCH for kw in resumed.kwargs)
@@ -129,6 +129,6 @@ def test_cli_eval_tiny_model_end_to_end_with_kill_and_resume(model_dir, tmp_path
 
     # 4. a third run has nothing left to generate and rewrites the same summary
     idle = CountingSweep(real_sweep)
-    monkeypatch.setitem(vars(s1jax), "generate_budget_sweep", idle)
+    monkeypatch.setitem(vars(s1jax), "generate_sweep", idle)
     assert cli.main(argv) == 0 and idle.calls == 0
     assert json.loads((out / "summary.json").read_text(encoding="utf-8")) == summary

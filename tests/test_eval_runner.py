@@ -33,7 +33,7 @@ class FakeResult:
 
 
 class FakeSweep:
-    """Deterministic stand-in for s1jax.generate_budget_sweep; raises after ``fail_after`` calls (a kill)."""
+    """Deterministic stand-in for a budget sweep (s1jax.generate_sweep over caps); raises after ``fail_after`` calls (a kill)."""
 
     def __init__(self, items, fail_after=None):
         self.by_prompt = {it.prompt_text: (i, it) for i, it in enumerate(items)}
@@ -197,19 +197,21 @@ def test_make_generate_fns_replaces_budget_fields(monkeypatch):
         seen["gen"] = (budget, sampling, system)
         return ["r"] * len(qs)
 
-    def generate_budget_sweep(model, tok, qs, budgets, budget, sampling):
-        seen["sweep"] = budgets
-        return {b: ["r"] * len(qs) for b in budgets}
+    def generate_sweep(model, tok, qs, levels, budget, sampling):
+        seen["sweep"] = levels
+        return {lv: [f"r{lv}"] * len(qs) for lv in levels}
 
     monkeypatch.setitem(vars(s1jax), "generate", generate)
-    monkeypatch.setitem(vars(s1jax), "generate_budget_sweep", generate_budget_sweep)
+    monkeypatch.setitem(vars(s1jax), "generate_sweep", generate_sweep)
     gen, sweep = sc.make_generate_fns("m", "t", Budget(), Sampling())
     assert gen(["q"], max_thinking_tokens=512, num_ignore=2, temperature=1.0, seed=3) == ["r"]
     assert seen["gen"] == ([Budget(512, 2)], Sampling(1.0, 3), None)
     # per-prompt budget fields (run_points merges the num_ignore sweep's points into shared calls)
     assert gen(["a", "b"], max_thinking_tokens=64, num_ignore=[1, 2]) == ["r", "r"]
     assert seen["gen"] == ([Budget(64, 1), Budget(64, 2)], Sampling(), None) and gen.per_prompt_budgets
-    assert sweep(["a", "b"], [1, 2]) == {1: ["r", "r"], 2: ["r", "r"]} and seen["sweep"] == [1, 2]
+    # a cap is a level at the base budget's num_ignore; a (cap, num_ignore) pair is passed as it is
+    assert sweep(["a", "b"], [1, 2]) == {1: ["r(1, 0)"] * 2, 2: ["r(2, 0)"] * 2} and seen["sweep"] == [(1, 0), (2, 0)]
+    assert sweep(["a"], [8, (8, 2)]) == {8: ["r(8, 0)"], (8, 2): ["r(8, 2)"]} and sweep.takes_levels
 
 
 def test_num_ignore_points_share_generate_calls(items, tmp_path):
@@ -268,8 +270,11 @@ def test_cli_end_to_end_with_fake_engine(monkeypatch, tmp_path, shared_data_dir)
     monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path, **kw: "tok")
     monkeypatch.setitem(vars(s1jax), "Budget", Budget)
     monkeypatch.setitem(vars(s1jax), "Sampling", Sampling)
-    monkeypatch.setitem(vars(s1jax), "generate_budget_sweep",
-                        lambda m, t, qs, budgets, budget, sampling, **kw: fake(qs, budgets))
+    def generate_sweep(m, t, qs, levels, budget, sampling, **kw):
+        out = fake(qs, [cap for cap, _ in levels])
+        return {lv: out[lv[0]] for lv in levels}
+
+    monkeypatch.setitem(vars(s1jax), "generate_sweep", generate_sweep)
     out = tmp_path / "run"
     config = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval" / "aime24.py"
     (tmp_path / "fake").mkdir()  # the model path must exist (loading it is faked)

@@ -9,6 +9,7 @@ pair as a per-question budget.
 from __future__ import annotations
 
 import dataclasses
+import pathlib
 
 import pytest
 
@@ -80,3 +81,105 @@ def test_bad_levels_are_refused_before_any_work(model, tok):
                           ([(10, -1)], "num_ignore must be an int >= 0"), ([(1.5, 0)], "max_thinking_tokens")):
         with pytest.raises(ValueError, match=match):
             s1jax.generate_sweep(model, tok, QUESTIONS[:1], levels, progress=False)
+
+
+# ------------------------------------------------------------------------------ the eval runner over sweep levels
+
+
+class LevelSweep:
+    """A fake ``generate_sweep_fn`` taking (cap, num_ignore) levels: an item thinks ``20 * (i + 1)`` tokens before
+    its first stop and 10 more after each Wait; it is right once it thinks 40 tokens or more."""
+
+    takes_levels = True
+
+    def __init__(self, items):
+        self.index = {it.prompt_text: i for i, it in enumerate(items)}
+        self.answers = {it.prompt_text: it.answer for it in items}
+        self.calls: list[list] = []
+
+    def result(self, prompt, cap, ignore):
+        natural = 20 * (self.index[prompt] + 1) + 10 * ignore
+        tokens = min(cap, natural)
+        ans = self.answers[prompt] if tokens >= 40 else "-1"
+        return {"thinking": "t " * tokens, "answer": f"\\boxed{{{ans}}}", "thinking_tokens": tokens,
+                "num_ignored": ignore, "hit_max_budget": natural > cap}
+
+    def __call__(self, prompts, levels):
+        self.calls.append(list(levels))
+        out = {}
+        for lv in levels:
+            cap, ignore = lv if isinstance(lv, tuple) else (lv, 0)
+            out[lv] = [self.result(p, cap, ignore) for p in prompts]
+        return out
+
+
+def test_budget_and_wait_points_in_one_runner_call_with_resume(shared_data_dir, tmp_path):
+    from s1jax.eval import scaling as sc
+    from s1jax.eval.benchmarks import load_benchmark
+    from s1jax.eval.report import ResultsWriter
+
+    items = load_benchmark("aime24", str(shared_data_dir / "aime24.jsonl"), limit=4)
+    fake = LevelSweep(items)
+    path = str(tmp_path / "r.jsonl")
+    kw = dict(batch_size=2, progress=False, method="bf", num_ignore_method="wait", num_ignore_max_tokens=64)
+    recs = sc.run_budget_sweep(items, fake, [16, 64], writer=ResultsWriter(path), num_ignores=[0, 2], **kw)
+    # one call per 8 items (4 x batch_size), every budget and Wait point in it (s1jax.generate_sweep runs the
+    # levels 64 and (64, 0) once: the base budget has num_ignore 0)
+    assert fake.calls == [[16, 64, (64, 0), (64, 2)]]
+    got = {(r["method"], r["point"], r["item_id"]): r for r in recs}
+    assert len(got) == len(recs) == 4 * 4
+    for it in items:
+        assert got[("wait", "ignore=0", it.id)]["thinking_tokens"] == got[("bf", "max=64", it.id)]["thinking_tokens"]
+        assert got[("wait", "ignore=2", it.id)]["budget"] == 64 and got[("wait", "ignore=2", it.id)]["x"] == 2
+    assert [got[("wait", "ignore=2", it.id)]["thinking_tokens"] for it in items] == [40, 60, 64, 64]
+    assert [got[("bf", "max=16", it.id)]["correct"] for it in items] == [False] * 4
+    assert [got[("wait", "ignore=2", it.id)]["correct"] for it in items] == [True] * 4
+    # resume: a new Wait point generates only what is missing, in one call, and keeps the old records
+    fake.calls.clear()
+    recs = sc.run_budget_sweep(items, fake, [16, 64], writer=ResultsWriter(path), num_ignores=[0, 1, 2], **kw)
+    assert fake.calls == [[16, 64, (64, 0), (64, 1), (64, 2)]] and len(recs) == 4 * 5
+    fake.calls.clear()
+    sc.run_budget_sweep(items, fake, [16, 64], writer=ResultsWriter(path), num_ignores=[0, 1, 2], **kw)
+    assert fake.calls == []
+    # the Wait sweep alone, and the two ways to ask for it wrongly
+    sc.run_budget_sweep(items, fake, [], writer=ResultsWriter(str(tmp_path / "w.jsonl")), num_ignores=[3], **kw)
+    assert fake.calls == [[(64, 3)]]
+    plain = lambda prompts, budgets: {b: [] for b in budgets}  # noqa: E731 - a sweep fn that takes caps only
+    with pytest.raises(ValueError, match="takes \\(max_thinking_tokens, num_ignore\\) levels"):
+        sc.run_budget_sweep(items, plain, [16], writer=ResultsWriter(str(tmp_path / "x.jsonl")), num_ignores=[1],
+                            **kw)
+    with pytest.raises(ValueError, match="num_ignore_max_tokens"):
+        sc.run_budget_sweep(items, fake, [16], writer=ResultsWriter(str(tmp_path / "y.jsonl")), num_ignores=[1],
+                            **{**kw, "num_ignore_max_tokens": None})
+
+
+def test_eval_cli_runs_budget_and_wait_points_in_one_sweep(monkeypatch, tmp_path, shared_data_dir):
+    """``s1jax eval`` with budget_forcing and num_ignore_sweep: one generate_sweep call holds both methods' levels."""
+    from s1jax.cli import eval as cli
+    from s1jax.eval.benchmarks import load_benchmark
+    from s1jax.eval.report import load_records
+
+    items = load_benchmark("aime24", str(shared_data_dir / "aime24.jsonl"), limit=3)
+    fake = LevelSweep(items)
+    seen = []
+
+    def generate_sweep(m, t, qs, levels, budget, sampling, **kw):
+        seen.append((list(levels), budget.num_ignore))
+        return fake(qs, [tuple(lv) for lv in levels])
+
+    monkeypatch.setitem(vars(s1jax), "load_model", lambda path, **kw: "model")
+    monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path, **kw: "tok")
+    monkeypatch.setitem(vars(s1jax), "generate_sweep", generate_sweep)
+    (tmp_path / "fake").mkdir()
+    out = tmp_path / "run"
+    argv = ["--config=configs/eval/aime24.py", f"--config.model.path={tmp_path / 'fake'}", "--config.limit=3",
+            f"--config.output_dir={out}", "--config.budgets=[16, 64]", "--config.num_ignore_sweep=true",
+            "--config.num_ignore=[0, 1, 2]", "--config.num_ignore_max_tokens=64", "--config.progress=false"]
+    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+    assert cli.main(argv) == 0
+    assert seen == [([(16, 0), (64, 0), (64, 0), (64, 1), (64, 2)], 0)]
+    recs = load_records(str(out / "results.jsonl"))
+    assert sorted({(r["method"], r["point"]) for r in recs}) == [
+        ("budget_forcing", "max=16"), ("budget_forcing", "max=64"),
+        ("num_ignore", "ignore=0"), ("num_ignore", "ignore=1"), ("num_ignore", "ignore=2")]
+    assert len(recs) == 3 * 5

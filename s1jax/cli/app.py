@@ -120,7 +120,7 @@ def help_text(command: Command, argv: Sequence[str] = (), full: bool = False) ->
     lines += [
         "",
         "flags: --config=FILE[:ARG] --config.FIELD=VALUE (also '--config.FIELD VALUE'), --flagfile=FILE (one flag per",
-        "       line), --verbosity=N (1: tracebacks and debug logs), --helpfull (absl flags too)",
+        "       line), --verbosity=N (0: library INFO logs, 1: tracebacks and debug logs), --helpfull (absl flags too)",
         "exit codes: " + "; ".join(f"{code} {text}" for code, text in exit_codes.DESCRIPTIONS.items()),
     ]
     if full:
@@ -175,7 +175,9 @@ def _parse_absl(argv: Sequence[str]) -> list[str]:
     except flags.Error as e:
         raise ConfigError(str(e)) from e
     if flags.FLAGS["verbosity"].using_default_value:
-        flags.FLAGS.verbosity = 0  # INFO, as absl.app sets it
+        # WARNING: the commands print their own progress; the libraries' INFO logs (Orbax writes ~100 lines per
+        # checkpoint, JAX one per missing backend) would bury it. --verbosity=0 shows them.
+        flags.FLAGS.verbosity = logging.WARNING
     logging.set_verbosity(flags.FLAGS.verbosity)
     return rest
 

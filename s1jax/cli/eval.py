@@ -104,11 +104,11 @@ def _run_methods(cfg: ml_collections.ConfigDict, items: list, gen_fn: Any, sweep
     common = {"batch_size": cfg.batch_size, "call_size": cfg.get("call_size", 0) or None, "grade_timeout_s": cfg.grade_timeout_s, "progress": cfg.progress,
               "save_token_ids": cfg.save_token_ids}
     uncapped = cfg.budget.uncapped_thinking_tokens
-    if cfg.budget_forcing:
-        sc.run_budget_sweep(items, sweep_fn, list(cfg.budgets), writer=writer, **common)
-    if cfg.num_ignore_sweep:
-        sc.run_num_ignore_sweep(items, gen_fn, list(cfg.num_ignore), writer=writer,
-                                max_thinking_tokens=cfg.num_ignore_max_tokens, **common)
+    if cfg.budget_forcing or cfg.num_ignore_sweep:
+        # one shared thinking run per question for both: each budget and each num_ignore branches off it
+        wait = dict(num_ignores=list(cfg.num_ignore), num_ignore_max_tokens=cfg.num_ignore_max_tokens)
+        sc.run_budget_sweep(items, sweep_fn, list(cfg.budgets) if cfg.budget_forcing else [], writer=writer,
+                            **(wait if cfg.num_ignore_sweep else {}), **common)
     for kind, on, on_bf, budgets in (
         ("token", cfg.token_conditional, cfg.token_conditional_bf, cfg.budgets),
         ("step", cfg.step_conditional, cfg.step_conditional_bf, cfg.steps),

@@ -8,7 +8,8 @@ Stages (each timed, the long ones with progress bars):
             Algorithm 1 diversity selection) with :func:`s1jax.curation.pipeline.run_curation`.
 3. eval     budget forcing on the base model: one shared-prefix sweep over ``eval.budgets``.
 4. train    SFT with :func:`s1jax.train.sft.train` (AdamW, warm-up + cosine, Orbax checkpoints, metrics.jsonl).
-5. eval     the fine-tuned model: the budget sweep, then "Wait" extrapolation over ``eval.num_ignore``.
+5. eval     the fine-tuned model: the budget sweep and "Wait" extrapolation over ``eval.num_ignore``, branched off one
+            run per question.
 6. report   results.jsonl -> summary.json, results.md, scaling.png; the table, Control / Scaling / Performance, and
             a verdict computed from the numbers (never tuned).
 
@@ -244,7 +245,7 @@ def planted_check(pool: list[dict[str, Any]], planted: dict[str, list[str]], dro
 
 def _budget_sampling(cfg: ml_collections.ConfigDict) -> tuple[Any, Any]:
     e = cfg.eval
-    budget = budget_from_config(e, "eval", max_thinking_tokens=int(max(e.budgets)), num_ignore=0)
+    budget = budget_from_config(e, "eval", max_thinking_tokens=int(max(e.budgets)), num_ignore=0)  # levels replace both
     sampling = sampling_from_config(e, "eval", temperature=float(e.temperature), seed=int(cfg.seed))
     return budget, sampling
 
@@ -253,28 +254,20 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
                method: str, wait_method: str | None) -> None:
     e = cfg.eval
     budget, sampling = _budget_sampling(cfg)
-    gen_fn, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling, batch_size=int(e.batch_size))
-    common = dict(batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s), progress=bool(cfg.progress))
-    _say(f"{method}: thinking once up to {max(e.budgets)} tokens, then an answer (<= {e.max_answer_tokens} tokens) "
-         f"branched at each budget; {len(items)} questions in {e.batch_size} row slots (continuous batching)")
-    scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method, **common)
-    if wait_method is None or not len(e.num_ignore):
-        return
-    ignores = sorted({int(n) for n in e.num_ignore})
+    _, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling, batch_size=int(e.batch_size))
+    ignores = sorted({int(n) for n in e.num_ignore}) if wait_method is not None else []
     cap = int(e.num_ignore_max_tokens)
-    if ignores[0] == 0 and float(e.temperature) == 0.0 and cap in {int(b) for b in e.budgets}:
-        # Greedy decoding: num_ignore=0 with thinking capped at `cap` is the sweep's max=`cap` generation (the sweep
-        # thinks once and branches; generate_budget_sweep documents the equality). Reuse it instead of decoding again.
-        top = [r for r in writer.records if r["method"] == method and r["point"] == f"max={cap}"]
-        writer.append([{**r, "method": wait_method, "point": "ignore=0", "x": 0, "budget": cap,
-                        "reused_from": f"{method} max={cap}"} for r in top
-                       if not writer.done(wait_method, "ignore=0", r["item_id"])])
-        ignores = ignores[1:]
+    wait = ""
     if ignores:
-        _say(f"{wait_method}: num_ignore {ignores}: the first N attempts to stop thinking become "
-             f"{e.ignore_str!r}; thinking capped at {cap} tokens; every (num_ignore, question) pair in one run")
-        scaling.run_num_ignore_sweep(items, gen_fn, ignores, writer=writer, max_thinking_tokens=cap,
-                                     method=wait_method, **common)
+        wait = (f"; {wait_method}: num_ignore {ignores} (the first N attempts to stop thinking become "
+                f"{e.ignore_str!r}, thinking capped at {cap}) branched off the same run")
+    _say(f"{method}: thinking once (up to {max([*e.budgets, cap] if ignores else e.budgets)} tokens, "
+         f"{max(ignores, default=0)} stops ignored), an answer (<= {e.max_answer_tokens} tokens) branched at each "
+         f"budget{wait}; {len(items)} questions in {e.batch_size} row slots (continuous batching)")
+    scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method,
+                             batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s),
+                             progress=bool(cfg.progress), num_ignores=ignores, num_ignore_max_tokens=cap,
+                             num_ignore_method=wait_method or "num_ignore")
 
 
 def train_config(cfg: ml_collections.ConfigDict, model_path: str, train_path: str, out_dir: str,
@@ -420,7 +413,7 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     _say("\n" + table + "\n")
     _say("Control: share of runs whose thinking stayed within the budget. Scaling: mean slope of accuracy vs average "
          "thinking tokens over all pairs of points, in pp per 1K tokens (the demo's budgets are tens of tokens, so "
-         "the slopes are large). Performance: best accuracy. ignore=0 of +Wait reuses the sweep's max point.")
+         "the slopes are large). Performance: best accuracy. ignore=0 of +Wait is the same generation as the sweep's max point.")
     for line in lines:
         _say("* " + line)
     eval_rows = {r["id"]: r for r in data.eval_rows}

@@ -3,7 +3,8 @@
 Generation is injected, so every sweep runs (and is tested) without a model:
 
 * ``generate_sweep_fn(prompts, budgets) -> {budget: [result per prompt]}``: think once up to max(budgets) and branch an
-  answer at each budget (``s1jax.generate_budget_sweep``).
+  answer at each budget (``s1jax.generate_sweep``). One whose ``takes_levels`` attribute is true also takes
+  ``(max_thinking_tokens, num_ignore)`` pairs among the budgets, so the "Wait" points share the run.
 * ``generate_fn(prompts, *, max_thinking_tokens, num_ignore=0, temperature=None, seed=None) -> [result]``
   (``s1jax.generate`` with the budget / sampling fields replaced).
 
@@ -122,37 +123,56 @@ def run_budget_sweep(
     items: Sequence[EvalItem], generate_sweep_fn: GenerateSweepFn, budgets: Sequence[int], *,
     writer: ResultsWriter, method: str = "budget_forcing", batch_size: int = 8, prompt_suffix: str = "",
     grade_timeout_s: float = 5.0, progress: bool = True, save_token_ids: bool = False, call_size: int | None = None,
+    num_ignores: Sequence[int] = (), num_ignore_max_tokens: int | None = None, num_ignore_method: str = "num_ignore",
 ) -> list[dict[str, Any]]:
     """Budget forcing at every budget: one thinking pass per question, one answer branched per budget.
 
-    Records are written per generate call (``call_size`` questions, see ``_call_size``); items with all budgets
-    already recorded are skipped (resume). Returns this method's records (old and new).
+    With ``num_ignores``, the "Wait" extrapolation (``run_num_ignore_sweep``'s points, capped at
+    ``num_ignore_max_tokens``, recorded as ``num_ignore_method``) shares that pass: the question thinks once with
+    the most ignored stops, and each level branches where it would stop (``s1jax.generate_sweep``; the sweep
+    function must take ``(max_thinking_tokens, num_ignore)`` levels, as ``make_generate_fns``' does).
+    Records are written per generate call (``call_size`` questions, see ``_call_size``); items with every point
+    already recorded are skipped (resume). Returns the records of ``method`` (and ``num_ignore_method``).
     """
-    budgets = sorted({int(b) for b in budgets})
-    if not budgets:
-        raise ValueError("run_budget_sweep needs at least one budget")
-    labels = {b: f"max={b}" for b in budgets}
-    todo = [it for it in items if not all(writer.done(method, labels[b], it.id) for b in budgets)]
-    bar = _progress(len(items), method, progress)
+    points: dict[Any, list[tuple[str, str, int, int]]] = {}  # sweep level -> (method, label, x, budget) recorded
+    for b in sorted({int(b) for b in budgets}):
+        points.setdefault(b, []).append((method, f"max={b}", b, b))
+    if num_ignores:
+        if num_ignore_max_tokens is None:
+            raise ValueError("run_budget_sweep: num_ignores needs num_ignore_max_tokens (the Wait sweep's cap)")
+        if not getattr(generate_sweep_fn, "takes_levels", False):
+            raise ValueError("run_budget_sweep: num_ignores needs a generate_sweep_fn that takes (max_thinking_tokens, "
+                             "num_ignore) levels (make_generate_fns' does)")
+        cap = int(num_ignore_max_tokens)
+        for n in sorted({int(n) for n in num_ignores}):
+            points.setdefault((cap, n), []).append((num_ignore_method, f"ignore={n}", n, cap))
+    if not points:
+        raise ValueError("run_budget_sweep needs at least one budget or num_ignore")
+    levels = list(points)
+    todo = [it for it in items if not all(writer.done(m, label, it.id) for recs in points.values()
+                                          for m, label, _, _ in recs)]
+    methods = list(dict.fromkeys(m for recs in points.values() for m, _, _, _ in recs))
+    bar = _progress(len(items), " + ".join(methods), progress)
     bar.update(len(items) - len(todo))
     size = _call_size(batch_size, call_size)
     for start in range(0, len(todo), size):
         batch = todo[start:start + size]
         prompts = [it.prompt_text + prompt_suffix for it in batch]
-        out = generate_sweep_fn(prompts, budgets)
-        missing = [b for b in budgets if b not in out]
+        out = generate_sweep_fn(prompts, levels)
+        missing = [lv for lv in levels if lv not in out]
         if missing:
-            raise ValueError(f"generate_sweep_fn returned no results for budgets {missing}")
+            raise ValueError(f"generate_sweep_fn returned no results for levels {missing}")
         recs = []
-        for b in budgets:
-            _check_len(out[b], len(batch), "generate_sweep_fn")
-            for it, prompt, res in zip(batch, prompts, out[b]):
-                if not writer.done(method, labels[b], it.id):
-                    recs.append(_record(it, method, labels[b], b, b, 0, prompt, res, grade_timeout_s, save_token_ids))
+        for lv in levels:
+            _check_len(out[lv], len(batch), "generate_sweep_fn")
+            for m, label, x, cap in points[lv]:
+                for it, prompt, res in zip(batch, prompts, out[lv]):
+                    if not writer.done(m, label, it.id):
+                        recs.append(_record(it, m, label, x, cap, 0, prompt, res, grade_timeout_s, save_token_ids))
         writer.append(recs)
         bar.update(len(batch))
     bar.close()
-    return [r for r in writer.records if r["method"] == method]
+    return [r for r in writer.records if r["method"] in methods]
 
 
 def run_points(
@@ -312,7 +332,7 @@ def _replace(obj: Any, **changes: Any) -> Any:
 def make_generate_fns(model: Any, tok: Any, budget: Any, sampling: Any, system: str | None = None, *,
                       batch_size: int | None = None, max_cache_len: int | None = None,
                       ) -> tuple[GenerateFn, GenerateSweepFn]:
-    """Bind ``s1jax.generate`` / ``s1jax.generate_budget_sweep`` to a model into the two injected functions.
+    """Bind ``s1jax.generate`` / ``s1jax.generate_sweep`` to a model into the two injected functions.
 
     ``budget`` / ``sampling`` are the base ``s1jax.Budget`` / ``s1jax.Sampling``; each call replaces only the
     fields a sweep varies (max_thinking_tokens, num_ignore, temperature, seed). ``system``, ``batch_size`` (device
@@ -336,8 +356,15 @@ def make_generate_fns(model: Any, tok: Any, budget: Any, sampling: Any, system: 
 
     generate_fn.per_prompt_budgets = True  # type: ignore[attr-defined]
 
-    def generate_sweep_fn(prompts: list[str], budgets: list[int]) -> dict[int, list[Any]]:
-        return s1jax.generate_budget_sweep(model, tok, list(prompts), budgets=list(budgets), budget=budget,
-                                           sampling=sampling, **extra)
+    def generate_sweep_fn(prompts: list[str], budgets: list[Any]) -> dict[Any, list[Any]]:
+        """Each entry of ``budgets`` is a thinking cap (at the base budget's num_ignore) or a (max_thinking_tokens,
+        num_ignore) level; one shared run per prompt (``s1jax.generate_sweep``), keyed as given."""
+        levels = [(int(b[0]), int(b[1])) if isinstance(b, (tuple, list)) else (int(b), int(budget.num_ignore))
+                  for b in budgets]
+        out = s1jax.generate_sweep(model, tok, list(prompts), levels=levels, budget=budget, sampling=sampling,
+                                   **extra)
+        return {b: out[lv] for b, lv in zip(budgets, levels)}
+
+    generate_sweep_fn.takes_levels = True  # type: ignore[attr-defined]
 
     return generate_fn, generate_sweep_fn
