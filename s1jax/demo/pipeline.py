@@ -257,13 +257,12 @@ def stage_eval(cfg: ml_collections.ConfigDict, model: Any, tok: Any, items: list
     _, sweep_fn = scaling.make_generate_fns(model, tok, budget, sampling, batch_size=int(e.batch_size))
     ignores = sorted({int(n) for n in e.num_ignore}) if wait_method is not None else []
     cap = int(e.num_ignore_max_tokens)
-    wait = ""
-    if ignores:
-        wait = (f"; {wait_method}: num_ignore {ignores} (the first N attempts to stop thinking become "
-                f"{e.ignore_str!r}, thinking capped at {cap}) branched off the same run")
-    _say(f"{method}: thinking once (up to {max([*e.budgets, cap] if ignores else e.budgets)} tokens, "
-         f"{max(ignores, default=0)} stops ignored), an answer (<= {e.max_answer_tokens} tokens) branched at each "
-         f"budget{wait}; {len(items)} questions in {e.batch_size} row slots (continuous batching)")
+    top = max([*e.budgets, cap] if ignores else e.budgets)
+    _say(f"{method}: each question thinks once, up to {top} tokens"
+         + (f" with its first {max(ignores)} attempts to stop turned into {e.ignore_str!r}" if ignores else "")
+         + f"; an answer (<= {e.max_answer_tokens} tokens) branches off at each budget"
+         + (f" and where num_ignore={ignores} would stop ({wait_method}, capped at {cap})" if ignores else "")
+         + f". {len(items)} questions in {e.batch_size} row slots (continuous batching)")
     scaling.run_budget_sweep(items, sweep_fn, list(e.budgets), writer=writer, method=method,
                              batch_size=int(e.batch_size), grade_timeout_s=float(e.grade_timeout_s),
                              progress=bool(cfg.progress), num_ignores=ignores, num_ignore_max_tokens=cap,
@@ -397,7 +396,7 @@ def run_demo(cfg: ml_collections.ConfigDict) -> dict[str, Any]:
     with clock.stage("train", f"SFT ({cfg.train.steps} steps, s1 recipe scaled down)"):
         ft_model, train_result = stage_train(cfg, model_path, data, out_dir, base_model=model)  # no second load
     del model
-    with clock.stage("eval_sft", f"Budget forcing on the fine-tuned model: budgets {list(e.budgets)}, then "
+    with clock.stage("eval_sft", f"Budget forcing on the fine-tuned model: budgets {list(e.budgets)} and "
                      f"num_ignore {list(e.num_ignore)} at max {e.num_ignore_max_tokens} thinking tokens"):
         stage_eval(cfg, ft_model, tok, data.eval_items, writer, method=SFT,
                    wait_method=SFT_WAIT if "finetuned" in e.num_ignore_models else None)
