@@ -76,6 +76,22 @@ def test_levels_without_the_trunk_and_with_an_empty_ignore_str(model, tok):
     assert any(a.token_ids != b.token_ids for a, b in zip(sweep[(28, 0)], sweep[(28, 1)]))
 
 
+def test_sampled_levels_draw_what_their_own_runs_draw(model, tok):
+    """Draws are keyed per question and counted per row, so a branch continues the trunk's draws: with sampling too
+    every level equals its own ``generate`` call (same question order, so the same keys)."""
+    levels = [(8, 0), (20, 0), (20, 1)]
+    s = s1jax.Sampling(temperature=1.0, top_p=0.9, seed=11)  # test_engine_continuous' sampling: shared programs
+    base = s1jax.Budget(max_thinking_tokens=20, num_ignore=1, max_answer_tokens=6)
+    sweep = s1jax.generate_sweep(model, tok, QUESTIONS, levels, budget=base, sampling=s, batch_size=4,
+                                 progress=False)
+    for lv in levels:
+        own = s1jax.generate(model, tok, QUESTIONS, budget=dataclasses.replace(base, max_thinking_tokens=lv[0],
+                                                                                 num_ignore=lv[1]),
+                             sampling=s, batch_size=4, progress=False)
+        assert [_fields(r) for r in sweep[lv]] == [_fields(r) for r in own], lv
+    assert len({tuple(r.token_ids) for lv in levels for r in sweep[lv]}) > len(QUESTIONS)  # the levels differ
+
+
 def test_bad_levels_are_refused_before_any_work(model, tok):
     for levels, match in (([], "no levels"), ([(10,)], r"\(max_thinking_tokens, num_ignore\)"),
                           ([(10, -1)], "num_ignore must be an int >= 0"), ([(1.5, 0)], "max_thinking_tokens")):
