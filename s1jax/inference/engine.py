@@ -43,7 +43,7 @@ class DecodeState:
     rows: bf.RowState
     out: jax.Array  # [B, N] recorded tokens after each row's prompt
     steps: jax.Array  # [] decode steps run (every step computes all B rows)
-    extra: Any = None  # e.g. budget-sweep snapshots
+    extra: Any = None  # e.g. a sweep's snapshots
 
 
 def bucket(n: int, minimum: int = 1) -> int:
@@ -266,7 +266,7 @@ class Engine:
                            steps=state.steps, extra=extra)
 
     def _branch(self, params, state: DecodeState, slot, level, index0, out_row, valid_row) -> DecodeState:
-        """Start the budget-sweep branch ``level`` in row ``slot``: the snapshot's row state over the cache prefix
+        """Start the sweep branch ``level`` in row ``slot``: the snapshot's row state over the cache prefix
         the thinking run wrote before it, answering into the free slots from ``index0`` (where the thinking run
         ended); ``out_row`` [N] and ``valid_row`` [S] are the thinking run's output (the branch's prefix) and valid
         mask at its end (earlier branches in the slot changed both). ``params`` is unused (one signature for all

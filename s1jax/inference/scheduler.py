@@ -10,7 +10,7 @@ prefill, not a recompilation. The loop:
    with a progress bar or a stream, in chunks of ``PROGRESS_CHUNK`` / ``STREAM_CHUNK`` steps (the step limit is
    data: same program, same tokens);
 3. read the finished rows back (their output tokens and stats), hand each to ``on_finish``, which may start a
-   follow-up in the same slot (a budget-sweep branch over that row's cache); otherwise the slot is free again.
+   follow-up in the same slot (a sweep branch over that row's cache); otherwise the slot is free again.
 
 Each question's PRNG key is derived from its index in the call, never from its slot, so sampled tokens do not depend
 on which slot or batch a question lands in. ``schedule="static"`` refills only when every slot is free (the
@@ -48,7 +48,7 @@ class Finished:
 
     slot: int
     question: int
-    level: int  # -1: the question's own run; i >= 0: budget-sweep branch i
+    level: int  # -1: the question's own run; i >= 0: sweep branch i
     out: np.ndarray  # [N] output buffer of the row
     stats: dict[str, Any]  # HOST_FIELDS
     index: int  # cache slots the row used (where a branch answers from)
