@@ -41,29 +41,6 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 EVAL_DATA = REPO_ROOT / "data" / "eval"  # the eval sets shipped with the repository
 
 
-# ------------------------------------------------------------------------------------- file order, for two workers
-# `make test` runs whole files on each of two workers (--dist loadfile) and hands the next file to whichever worker
-# is free. A long file handed out last leaves the other worker idle for its whole length, so the files go out
-# longest first (the classic longest-processing-time rule; the rest keep their order and fill the gaps at the end).
-# The ranking comes from `pytest --durations` runs of the whole suite; it only steers scheduling, and a file missing
-# from it is simply handed out after these. Files whose programs another file reuses from the session's compilation
-# cache come after their producer (test_budget_forcing -> test_parity, test_engine_continuous ->
-# test_inference_multihost).
-LONGEST_FILES_FIRST = (
-    "test_train_step.py", "test_budget_forcing.py", "test_train_loop.py", "test_demo.py", "test_train_faults.py",
-    "test_engine_continuous.py", "test_sweep_levels.py", "test_eval_e2e.py", "test_generate_api.py",
-    "test_sampling.py", "test_attention.py", "test_model_core.py", "test_gguf.py", "test_train_multihost.py",
-    "test_inference_sharded.py", "test_curation_engine.py", "test_model_parity.py", "test_inference_multihost.py",
-    "test_grading.py", "test_parity.py", "test_tokenizer.py", "test_weights.py", "test_train_torch.py",
-    "test_decode_attention.py", "test_curation.py",
-)
-
-
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:  # noqa: ARG001
-    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
-
-
 @pytest.fixture(scope="session")
 def shared_data_dir() -> pathlib.Path:
     if not EVAL_DATA.is_dir():
@@ -97,8 +74,6 @@ def pytest_configure(config: pytest.Config) -> None:
     monitoring.register_event_duration_secs_listener(_on_duration)
     monitoring.register_event_listener(_on_event)
     config._s1jax_worker_xla = []  # pytest-xdist: the workers' counts, gathered by the controller
-    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist: keep the order above (not "most tests first")
-        config.option.loadscopereorder = False
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:  # noqa: ARG001 - pytest hook signature
