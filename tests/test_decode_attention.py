@@ -36,12 +36,17 @@ def test_blocked_equals_dense_and_stops_at_read_len(max_len, block, new):
     new_valid = np.ones((b, new), bool)
     if new > 1:
         new_valid[0, -1] = False  # a padding query in row 0
-    want = _dense(q, k_old, v_old, jnp.asarray(old_valid), k_new, v_new, jnp.asarray(new_valid))
     # garbage (NaN) beyond read_len must never be read
     poison = np.arange(max_len)[None, :, None, None] >= read_len
     k_bad, v_bad = jnp.where(poison, jnp.nan, k_old), jnp.where(poison, jnp.nan, v_old)
-    got = cached_attention(q, k_bad, v_bad, jnp.asarray(old_valid), k_new, v_new, jnp.asarray(new_valid),
-                           jnp.int32(read_len), block=block)
+
+    @jax.jit  # both paths in one program (run op by op, each op is a compilation of its own); read_len stays dynamic
+    def both(q, k_old, v_old, k_bad, v_bad, old_valid, k_new, v_new, new_valid, read_len):
+        return (_dense(q, k_old, v_old, old_valid, k_new, v_new, new_valid),
+                cached_attention(q, k_bad, v_bad, old_valid, k_new, v_new, new_valid, read_len, block=block))
+
+    want, got = both(q, k_old, v_old, k_bad, v_bad, jnp.asarray(old_valid), k_new, v_new, jnp.asarray(new_valid),
+                     jnp.int32(read_len))
     # fp32, softmax over <= max_len + new keys: a few ulps of the largest term
     tol = 8 * np.finfo(np.float32).eps * (max_len + new)
     real = new_valid.astype(bool)

@@ -9,13 +9,9 @@ import os
 import numpy as np
 import pytest
 
+import s1jax
 from hf_fixtures import hf_logits, left_padded_batch, make_tiny_hf_dir
-
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-
-import s1jax  # noqa: E402
-from s1jax.sharding import make_mesh  # noqa: E402
+from s1jax.sharding import make_mesh
 
 CASES = {"qwen2_untied": ("qwen2", False), "qwen2_tied": ("qwen2", True), "llama": ("llama", False)}
 LENGTHS = [7, 12, 3, 10]  # left-padded to 12: unequal lengths, one row without padding
@@ -29,6 +25,14 @@ FP32_TOL = 1e-4
 # the ~5 matmul stages per layer (x 2 layers) rounds its inputs once, and the errors add at random (sqrt(10) x 0.4%
 # = 1.2%); 2% also bounds the measured <= 0.84% over 3 seeds x 3 models.
 BF16_REL_TOL = 0.02
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_and_transformers():
+    """Imported when this file's first test runs, not at collection: every pytest worker collects every file, and
+    importing torch + transformers there (~4 s) cost the workers that never run a test of this file."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")

@@ -174,14 +174,18 @@ def test_cli_prints_config_mesh_and_steps(data_dir, tmp_path):
     orig = builtins.print
     builtins.print = lambda *a, **k: lines.append(" ".join(map(str, a)))
     try:
+        # stop_at_step, not max_steps: the 12-step schedule of full_run (test_loss_falls...), so the CLI's train
+        # step is the program that run compiled (a max_steps run has another schedule: another program)
         rc = cli.main([f"--config=configs/train/tiny.py:{data_dir}", f"--config.train.output_dir={tmp_path}",
-                       "--config.train.max_steps=2", "--config.train.progress_bar=false",
+                       "--config.train.stop_at_step=2", "--config.train.progress_bar=false",
                        "--config.train.tensorboard=false"])
     finally:
         builtins.print = orig
     text = "\n".join(lines)
     assert rc == 0, text
-    assert "config:" in text and "mesh: {'data': 1, 'fsdp': 8, 'tensor': 1}" in text and "steps: 2" in text
+    assert "config:" in text and "mesh: {'data': 1, 'fsdp': 8, 'tensor': 1}" in text
+    assert "steps: 12 (4 per epoch x 3 epochs" in text, text  # 32 rows / global batch 8, configs/train/tiny.py
+    assert len(_metrics(tmp_path)) == 2  # and it stopped after step 2
     assert cli.main([f"--config=configs/train/tiny.py:{data_dir}", "--config.data.block_size=4",
                      f"--config.train.output_dir={tmp_path / 'x'}"]) == 2
 
@@ -229,14 +233,16 @@ def test_gguf_tokenizer_saved_and_restored(tmp_path):
         original.eos_token_ids, original.pad_token_id, original.bos_token_id)
 
 
-def test_initial_model_in_memory_equals_loading_it(data_dir, tmp_path):
+def test_initial_model_in_memory_equals_loading_it(full_run, data_dir, tmp_path):
     """``train(..., initial_model=)`` (the demo passes the base model it already evaluated) trains exactly as
     loading ``cfg.model`` again, and leaves the caller's weights untouched although the step donates its state."""
     from s1jax.model.api import load_model_from_group
 
     quiet = dict(log=lambda *_: None)
-    ref = train(tiny_config(data_dir, tmp_path / "loaded", max_steps=2), **quiet)
-    cfg = tiny_config(data_dir, tmp_path / "in_memory", max_steps=2)
+    # stop_at_step, not max_steps: the 12-step schedule of full_run, so its compiled step is reused
+    ref = train(tiny_config(data_dir, tmp_path / "loaded", stop_at_step=2), **quiet)
+    assert ref.losses == full_run[1].losses[:2]  # bit-for-bit: the same program on the same data
+    cfg = tiny_config(data_dir, tmp_path / "in_memory", stop_at_step=2)
     model = load_model_from_group(cfg.model)
     before = jax.tree_util.tree_map(np.array, model.params)
     got = train(cfg, initial_model=model, **quiet)

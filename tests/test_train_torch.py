@@ -15,20 +15,27 @@ import ml_collections
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("transformers")
+import numerics as tolerances
+from hf_fixtures import build_hf_model, tiny_hf_config
 
-import numerics as tolerances  # noqa: E402
-from hf_fixtures import build_hf_model, tiny_hf_config  # noqa: E402
-
-import s1jax  # noqa: E402
-from s1jax.model.api import Model  # noqa: E402
-from s1jax.model.params import param_shapes, param_shardings  # noqa: E402
-from s1jax.sharding import make_mesh  # noqa: E402
-from s1jax.train.optimizer import make_optimizer, warmup_steps_for  # noqa: E402
-from s1jax.train.step import batch_shardings, make_train_step, state_shardings  # noqa: E402
+import s1jax
+from s1jax.model.api import Model
+from s1jax.model.params import param_shapes, param_shardings
+from s1jax.sharding import make_mesh
+from s1jax.train.optimizer import make_optimizer, warmup_steps_for
+from s1jax.train.step import batch_shardings, make_train_step, state_shardings
 
 LR, WD, TOTAL, WARMUP_RATIO, CLIP, STEPS = 1e-3, 0.1, 10, 0.2, 1.0, 3
+torch = None  # the module, set by the fixture below
+
+
+@pytest.fixture(scope="module", autouse=True)
+def torch_and_transformers():
+    """Imported when this file's test runs, not at collection: every pytest worker collects every file, and
+    importing torch there (~3 s) cost the worker that never runs this test."""
+    global torch
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
 
 
 def _batch(vocab: int, rows: int = 8, seq: int = 24) -> dict[str, np.ndarray]:
