@@ -57,8 +57,8 @@ def env(monkeypatch, tmp_path, shared_data_dir):
     monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path, **kw: "tok")
     monkeypatch.setitem(vars(s1jax), "Budget", Budget)
     monkeypatch.setitem(vars(s1jax), "Sampling", Sampling)
-    monkeypatch.setitem(vars(s1jax), "generate_budget_sweep",
-                        lambda m, t, qs, budgets, budget, sampling, **kw: state.fake(qs, budgets))
+    monkeypatch.setitem(vars(s1jax), "generate_sweep",
+                        lambda m, t, qs, levels, budget, sampling, **kw: state.fake.by_level(qs, levels))
     return state
 
 
@@ -176,7 +176,7 @@ def test_planned_keys_match_what_every_method_writes(shared_data_dir, tmp_path):
     writer = ResultsWriter(str(tmp_path / "r.jsonl"))
     gen = _fake_generate(items, [])
     sweep = FakeSweep(items)
-    cli._run_methods(cfg, items, gen, lambda prompts, budgets: sweep(prompts, budgets), writer)
+    cli._run_methods(cfg, items, gen, sweep.by_level, writer)
     written = {(r["method"], r["point"], r["item_id"], r["sample"]) for r in writer.records}
     assert written == planned_keys(cfg, [it.id for it in items])
     # a record of another run (foreign fingerprint) or outside the plan is not selected

@@ -56,6 +56,15 @@ class FakeSweep:
         self.generated.extend(prompts)
         return {b: [self.result(p, b) for p in prompts] for b in budgets}
 
+    def by_level(self, prompts, levels):
+        """As a generate_sweep_fn taking (max_thinking_tokens, num_ignore) levels besides caps (one call); a level
+        answers as its cap does (the fake ignores num_ignore)."""
+        cap = lambda lv: lv[0] if isinstance(lv, tuple) else lv  # noqa: E731
+        out = self(prompts, sorted({cap(lv) for lv in levels}))
+        return {lv: out[cap(lv)] for lv in levels}
+
+    by_level.takes_levels = True  # type: ignore[attr-defined]
+
 
 @pytest.fixture()
 def items(shared_data_dir):
@@ -270,11 +279,8 @@ def test_cli_end_to_end_with_fake_engine(monkeypatch, tmp_path, shared_data_dir)
     monkeypatch.setitem(vars(s1jax), "load_tokenizer", lambda path, **kw: "tok")
     monkeypatch.setitem(vars(s1jax), "Budget", Budget)
     monkeypatch.setitem(vars(s1jax), "Sampling", Sampling)
-    def generate_sweep(m, t, qs, levels, budget, sampling, **kw):
-        out = fake(qs, [cap for cap, _ in levels])
-        return {lv: out[lv[0]] for lv in levels}
-
-    monkeypatch.setitem(vars(s1jax), "generate_sweep", generate_sweep)
+    monkeypatch.setitem(vars(s1jax), "generate_sweep",
+                        lambda m, t, qs, levels, budget, sampling, **kw: fake.by_level(qs, levels))
     out = tmp_path / "run"
     config = pathlib.Path(__file__).resolve().parents[1] / "configs" / "eval" / "aime24.py"
     (tmp_path / "fake").mkdir()  # the model path must exist (loading it is faked)
