@@ -62,6 +62,19 @@ def test_budget_and_wait_levels_equal_independent_runs(model, tok):
     assert any(a < b for a, b in zip(at[(40, 0)], at[(40, 1)]))
     assert max(r.num_ignored for r in sweep[(40, 2)]) == 2
     assert any(not r.hit_max_budget for r in sweep[(40, 0)]) and any(r.hit_max_budget for r in sweep[(6, 0)])
+    # snapshot slots are padded to 8 levels: a sweep with another number of branch levels (here 1) and the same
+    # trunk runs the programs compiled above
+    from s1jax.inference import budget as bf
+    from s1jax.inference.engine import get_engine
+    from s1jax.inference.sweep import make_recorder
+
+    spec = bf.ForcingSpec.build(base, tok)
+    engine = get_engine(model.config, "float32", model.attention_impl, spec, s1jax.Sampling(), make_recorder(spec))
+    compiled = (engine.decode._cache_size(), engine.branch._cache_size(), engine.refill._cache_size())
+    again = s1jax.generate_budget_sweep(model, tok, QUESTIONS, [6, 40], budget=dataclasses.replace(base, num_ignore=2),
+                                        batch_size=4, progress=False)
+    assert (engine.decode._cache_size(), engine.branch._cache_size(), engine.refill._cache_size()) == compiled
+    assert [_fields(r) for r in again[40]] == [_fields(r) for r in sweep[(40, 2)]]
 
 
 def test_levels_without_the_trunk_and_with_an_empty_ignore_str(model, tok):

@@ -40,7 +40,7 @@ from flax import struct
 from s1jax.inference import budget as bf
 from s1jax.inference import requests as rq
 from s1jax.inference import hosts, scheduler
-from s1jax.inference.engine import get_engine
+from s1jax.inference.engine import bucket, get_engine
 from s1jax.inference.mesh import prepare
 from s1jax.inference.results import GenerationResult, to_result
 
@@ -48,6 +48,10 @@ __all__ = ["Level", "Snapshots", "SweepRecorder", "check_levels", "run_sweep"]
 
 
 Level = tuple[int, int]  # (max_thinking_tokens, num_ignore)
+# Snapshot slots are padded to a power of two >= this with copies of the trunk's level (a level equal to the trunk
+# never leaves it, so never snapshots): sweeps with up to 8 branch levels (the demo's base and fine-tuned evals, a
+# budget sweep with or without Wait points) share every compiled program.
+MIN_SNAPSHOT_LEVELS = 8
 
 
 @struct.dataclass
@@ -180,7 +184,7 @@ def run_sweep(model: Any, tok: Any, questions: list[str], levels: Any, budget: b
             res = to_result(tok, texts[q], trunk, fin.out, fin.stats)
             if trunk_level in out:
                 out[trunk_level][q] = res
-            taken = fin.taken if fin.taken is not None else np.zeros((len(branch_levels),), bool)
+            taken = fin.taken[:len(branch_levels)] if fin.taken is not None else np.zeros((len(branch_levels),), bool)
             for i, lv in enumerate(branch_levels):
                 if not taken[i]:
                     out[lv][q] = res  # the level never left the trunk: the same run
@@ -193,7 +197,8 @@ def run_sweep(model: Any, tok: Any, questions: list[str], levels: Any, budget: b
 
     extra = None
     if branch_levels:
-        extra = empty_snapshots(branch_levels, scheduler.empty_rows(spec, work.slots), _window(spec))
+        padded = branch_levels + [trunk_level] * (bucket(len(branch_levels), MIN_SNAPSHOT_LEVELS) - len(branch_levels))
+        extra = empty_snapshots(padded, scheduler.empty_rows(spec, work.slots), _window(spec))
     scheduler.run(model, engine, rq.nl_table(tok, model.config.vocab_size), work, sampling.seed, on_finish,
                   extra=extra, follow_ups=bool(branch_levels), progress=progress, desc="sweep")
     return out  # type: ignore[return-value]
