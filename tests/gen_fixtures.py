@@ -11,6 +11,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CORPUS = [
@@ -79,3 +80,15 @@ def tiny_model(stop_scale: float = 0.4, seed: int = 0):
     kernel[:, tok.vocab_size:] = 50.0 * rng.standard_normal((kernel.shape[0], vocab - tok.vocab_size))
     params["lm_head"] = {"kernel": jnp.asarray(kernel, jnp.float32)}
     return dataclasses.replace(model, params=params)
+
+
+# The tiny tokenizer and model as pytest fixtures, for the generation test files to import
+# (``from gen_fixtures import model_fixture, tok_fixture``): the parameters are named ``tok`` and ``model``.
+@pytest.fixture(scope="module", name="tok")
+def tok_fixture():
+    return load_tok()
+
+
+@pytest.fixture(scope="module", name="model")
+def model_fixture():
+    return tiny_model()

@@ -10,17 +10,7 @@ import numpy as np
 import pytest
 
 import s1jax
-from gen_fixtures import QUESTIONS, load_tok, tiny_model
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tok()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
+from gen_fixtures import model_fixture, QUESTIONS, tok_fixture  # noqa: F401 - model_fixture, tok_fixture: the "model", "tok" fixtures
 
 
 def _greedy(model, tok, ctx: list[int], banned: set[int]) -> int:

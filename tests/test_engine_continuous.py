@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import s1jax
-from gen_fixtures import QUESTIONS, load_tok, tiny_model
+from gen_fixtures import model_fixture, QUESTIONS, tok_fixture  # noqa: F401 - model_fixture, tok_fixture: the "model", "tok" fixtures
 from s1jax.inference import budget as bf
 from s1jax.inference.engine import get_engine
 from s1jax.inference.generate import generate_with_stats
@@ -24,16 +24,6 @@ MIXED = [
     s1jax.Budget(max_thinking_tokens=20, num_ignore=1, max_answer_tokens=0),
     s1jax.Budget(max_thinking_tokens=30, num_ignore=3, max_answer_tokens=12),
 ]
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tok()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
 
 
 @pytest.fixture(scope="module")

@@ -7,19 +7,9 @@ import json
 import pytest
 
 import s1jax
-from gen_fixtures import QUESTIONS, load_tok, tiny_model, tokenizer_dir
+from gen_fixtures import model_fixture, QUESTIONS, tok_fixture, tokenizer_dir  # noqa: F401 - model_fixture, tok_fixture: the "model", "tok" fixtures
 
 BUDGET = s1jax.Budget(max_thinking_tokens=24, num_ignore=1, max_answer_tokens=8)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tok()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
 
 
 def test_result_fields_consistent(model, tok):

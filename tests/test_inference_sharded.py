@@ -20,7 +20,7 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 import s1jax
-from gen_fixtures import QUESTIONS, load_tok, tiny_model, tokenizer_dir
+from gen_fixtures import model_fixture, QUESTIONS, tok_fixture, tokenizer_dir  # noqa: F401 - model_fixture, tok_fixture: the "model", "tok" fixtures
 from s1jax.config import ConfigError
 from s1jax.inference import scheduler
 from s1jax.inference.generate import generate_with_stats
@@ -30,16 +30,6 @@ from test_engine_continuous import MIXED
 
 SWEEP_BUDGETS = [0, 6, 28]  # test_engine_continuous.test_sweep_on_continuous_batching: same unsharded programs
 SWEEP_BASE = s1jax.Budget(num_ignore=1, max_answer_tokens=7)
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tok()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
 
 
 def mesh_of(data: int, fsdp: int, tensor: int):

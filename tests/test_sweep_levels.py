@@ -14,21 +14,11 @@ import pathlib
 import pytest
 
 import s1jax
-from gen_fixtures import QUESTIONS, load_tok, tiny_model
+from gen_fixtures import model_fixture, QUESTIONS, tok_fixture  # noqa: F401 - model_fixture, tok_fixture: the "model", "tok" fixtures
 
 # the budget sweep's levels (num_ignore 0 at several caps) and the Wait sweep's (num_ignore 1, 2 at one cap), in
 # one sweep: the trunk is (40, 2)
 LEVELS = [(0, 0), (6, 0), (15, 0), (40, 0), (40, 1), (15, 2), (40, 2)]
-
-
-@pytest.fixture(scope="module")
-def tok():
-    return load_tok()
-
-
-@pytest.fixture(scope="module")
-def model():
-    return tiny_model()
 
 
 def _independent(model, tok, base: s1jax.Budget, levels, questions):
