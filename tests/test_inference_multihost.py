@@ -13,20 +13,15 @@ from __future__ import annotations
 
 import json
 import re
-import os
-import pathlib
-import socket
-import subprocess
-import sys
 
 import pytest
 
 import s1jax
 from gen_fixtures import QUESTIONS, load_tok, tiny_model, tokenizer_dir
+from multihost import REPO, free_address, run_two_processes
 from s1jax.eval.benchmarks import load_benchmark
 from s1jax.eval.report import load_records
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 # The eval items are gen_fixtures' questions and the budget is like test_engine_continuous's: the one-process
 # reference then compiles programs the suite already has (same shapes) and mostly loads them from the session cache.
 PROBLEMS = list(zip(QUESTIONS[:4], ("3", "3", "20", "3")))
@@ -65,12 +60,6 @@ print("DONE", flush=True)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("multihost")
@@ -96,24 +85,11 @@ def test_two_processes_match_one(setup):
     root, model_dir, bench = setup
     prompts = [it.prompt_text for it in load_benchmark("jsonl", str(bench))]
     multi_out = root / "multi"
-    script = DRIVER.format(tests=str(REPO / "tests"), addr=f"127.0.0.1:{_free_port()}", model=str(model_dir),
+    script = DRIVER.format(tests=str(REPO / "tests"), addr=free_address(), model=str(model_dir),
                            tokenizer=tokenizer_dir(),
                            prompts=prompts, budget=BUDGET, answer=ANSWER_TOKENS,
                            argv=_eval_argv(model_dir, bench, multi_out))
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {flags}", JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    outputs = []
-    try:
-        for p in procs:
-            output, _ = p.communicate(timeout=400)
-            assert p.returncode == 0, output[-4000:]
-            outputs.append(output)
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    outputs = run_two_processes(script)
 
     def line(output, tag):
         return next(x[len(tag) + 1:] for x in output.splitlines() if x.startswith(tag + " "))

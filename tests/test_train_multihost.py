@@ -5,23 +5,17 @@ and they write one shared checkpoint."""
 from __future__ import annotations
 
 import json
-import os
-import pathlib
-import socket
-import subprocess
-import sys
 
 import jax
 import numpy as np
-import pytest
 
 import numerics as tolerances
+from multihost import REPO, free_address, run_two_processes
 from train_fixtures import tiny_config, write_train_dir
 
 from s1jax.sharding import make_mesh
 from s1jax.train.sft import train
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 
 DRIVER = r"""
 import json, sys
@@ -43,32 +37,14 @@ print("RESULT " + json.dumps({{"process": jax.process_index(), "losses": r.losse
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_agree(tmp_path):
     data = write_train_dir(tmp_path / "data", n=32)
     out = tmp_path / "run"
-    script = DRIVER.format(tests=str(REPO / "tests"), data=str(data), out=str(out), addr=f"127.0.0.1:{_free_port()}")
-    # 2 devices; the suite's compile-time flags (tests/conftest.py) kept: these processes only run tiny programs
-    flags = " ".join(f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f)
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count=2 {flags}", JAX_PLATFORMS="cpu")
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    script = DRIVER.format(tests=str(REPO / "tests"), data=str(data), out=str(out), addr=free_address())
     results = []
-    try:
-        for p in procs:
-            output, _ = p.communicate(timeout=400)
-            assert p.returncode == 0, output[-4000:]
-            line = next(line for line in output.splitlines() if line.startswith("RESULT "))
-            results.append(json.loads(line[len("RESULT "):]))
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
+    for output in run_two_processes(script):
+        line = next(line for line in output.splitlines() if line.startswith("RESULT "))
+        results.append(json.loads(line[len("RESULT "):]))
     assert {r["process"] for r in results} == {0, 1}
     assert results[0]["losses"] == results[1]["losses"] and results[0]["step"] == 3
 
