@@ -114,12 +114,6 @@ def generate_budget_sweep(model: Any, tok: Any, questions: Sequence[str], budget
     For greedy decoding the result for each budget equals ``generate`` with ``max_thinking_tokens`` set to it.
     ``mesh``: as in ``generate``.
     """
-    caps = [int(b) if isinstance(b, (int, np.integer)) and not isinstance(b, bool) else b for b in budgets]
-    if not caps:
-        raise ValueError("budgets is empty")
-    bad = [b for b in caps if not isinstance(b, int) or b < 0]
-    if bad:
-        raise ValueError(f"budgets must be ints >= 0, got {bad[0]!r}")
-    sweep = generate_sweep(model, tok, questions, [(b, budget.num_ignore) for b in caps], budget, sampling, system,
-                           max_cache_len, batch_size, progress, mesh)
+    sweep = generate_sweep(model, tok, questions, [(b, budget.num_ignore) for b in budgets], budget, sampling, system,
+                           max_cache_len, batch_size, progress, mesh)  # the levels are checked there
     return {cap: results for (cap, _), results in sweep.items()}
